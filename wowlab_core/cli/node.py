@@ -1,0 +1,129 @@
+"""``wowlab node``: run this machine as a node of a pool."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+import anyio
+import click
+from rich.console import Console
+from rich.panel import Panel
+
+from wowlab_core.agent import NodeAgent
+from wowlab_core.claim_codes import format_claim_code
+from wowlab_core.errors import InvalidRequest
+from wowlab_core.node_settings import NodeSettings, default_settings_path, platform_string
+from wowlab_core.plugins import get_hooks
+from wowlab_core.protocol import ClaimStatus, NodeCredentials, NodeInfo
+from wowlab_core import __version__
+
+log = logging.getLogger(__name__)
+
+
+@click.group("node")
+def node() -> None:
+    """Run this machine as a compute node."""
+
+
+@node.command("run")
+@click.option("--transport", default=None, help="Transport name (local, http, mqtt, ...).")
+@click.option("--url", default=None, help="Where the coordinator is (portal URL, broker URL, database URL).")
+@click.option("--name", default=None, help="Node name shown to its owner (default: host name).")
+@click.option("--max-parallel", type=int, default=None, help="Simulations run at once.")
+@click.option("--profile", default="default", show_default=True, help="Settings profile (several nodes on one machine).")
+@click.option("--settings-file", type=click.Path(path_type=Path), default=None, help="Settings file (default: in the data directory).")
+def run(
+    transport: str | None,
+    url: str | None,
+    name: str | None,
+    max_parallel: int | None,
+    profile: str,
+    settings_file: Path | None,
+) -> None:
+    """Register (once), show the claim code, then lease and run chunks until stopped."""
+    path = settings_file or default_settings_path(profile)
+    settings = NodeSettings.load(path) or NodeSettings()
+    if transport and transport != settings.transport or url and url != settings.url:
+        if settings.credentials is not None and (transport or url):
+            # A different coordinator does not know our token: register anew there.
+            settings.node_id = settings.token = None
+    settings.transport = transport or settings.transport
+    settings.url = url if url is not None else settings.url
+    if name:
+        settings.name = name
+    if max_parallel is not None:
+        if not 1 <= max_parallel <= 256:
+            raise InvalidRequest("--max-parallel must be between 1 and 256", field="max_parallel")
+        settings.max_parallel = max_parallel
+    hooks = get_hooks()
+    factory = hooks.transport(settings.transport)
+    settings.save(path)
+    console = Console()
+
+    def on_registered(creds: NodeCredentials) -> None:
+        settings.node_id, settings.token = creds.node_id, creds.token
+        settings.save(path)
+
+    def on_claim_code(status: ClaimStatus) -> None:
+        code = format_claim_code(status.claim_code or "")
+        console.print(
+            Panel.fit(
+                f"[bold]Claim this node[/bold]\n\nclaim code  [bold cyan]{code}[/bold cyan]\n"
+                f"(valid until {status.claim_expires_at:%H:%M} UTC)" if status.claim_expires_at else "",
+                title=settings.name,
+            )
+        )
+        console.print(f"claim code: {code}", highlight=False)
+
+    def on_event(event: str, data: dict[str, object]) -> None:
+        if event == "claimed":
+            console.print(f"claimed by {data.get('owner')}; waiting for work")
+        elif event == "chunk-completed":
+            console.print(
+                f"chunk {data['chunk_id']}: {data['iterations']} iterations in {float(str(data['seconds'])):.2f} s ({data['outcome']})",
+                highlight=False,
+            )
+        elif event == "chunk-failed":
+            console.print(f"[red]chunk {data['chunk_id']} failed: {data['error']}[/red]")
+        elif event == "stopping":
+            console.print(f"stopping; finishing {data['running']} running chunk(s) (Ctrl-C again to hand them back)")
+
+    async def main() -> None:
+        transport_obj = factory(settings.url)
+        agent = NodeAgent(
+            transport_obj,
+            info=NodeInfo(
+                name=settings.name,
+                max_parallel=settings.max_parallel,
+                cores=__import__("os").cpu_count(),
+                platform=platform_string(),
+                version=__version__,
+            ),
+            hooks=hooks,
+            credentials=settings.credentials,
+            on_registered=on_registered,
+            on_claim_code=on_claim_code,
+            on_event=on_event,
+        )
+        async with anyio.create_task_group() as tg:
+            async def watch_signals() -> None:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        if agent.stopping:
+                            agent.options.drain_seconds = 0
+                            tg.cancel_scope.cancel()
+                            return
+                        agent.stop()
+
+            tg.start_soon(watch_signals)
+            try:
+                await agent.run()
+            finally:
+                tg.cancel_scope.cancel()
+                await transport_obj.aclose()
+
+    console.print(f"wowlab node {settings.name!r} via {settings.transport} {settings.url}".rstrip())
+    anyio.run(main)
+    console.print("node stopped")

@@ -1,0 +1,126 @@
+"""Database engines and sessions: SQLite by default, PostgreSQL by URL.
+
+The default database is a SQLite file under the platformdirs data directory; set
+``WOWLAB_DATABASE_URL`` (``postgresql://user@host/db`` or any SQLAlchemy URL) to use
+PostgreSQL. Writers that must be atomic on SQLite (leasing) use :func:`write_session`,
+which opens the transaction with ``BEGIN IMMEDIATE``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel
+
+from wowlab_core import models as _models  # noqa: F401  (registers the tables)
+
+APP_NAME = "wowlab"
+_IMMEDIATE = "wowlab_immediate"
+
+
+def data_dir() -> Path:
+    """Where wowlab keeps its database and node settings (created on demand)."""
+    path = Path(os.environ.get("WOWLAB_DATA_DIR") or platformdirs.user_data_dir(APP_NAME))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def default_database_url() -> str:
+    """``WOWLAB_DATABASE_URL``, else a SQLite file in :func:`data_dir`."""
+    url = os.environ.get("WOWLAB_DATABASE_URL")
+    if url:
+        return normalize_url(url)
+    return f"sqlite:///{data_dir() / 'wowlab.db'}"
+
+
+def normalize_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain ``postgresql://`` / ``postgres://`` URLs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def is_postgres(engine: Engine) -> bool:
+    """Whether the engine talks to PostgreSQL."""
+    return engine.dialect.name == "postgresql"
+
+
+def create_db_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` (default: :func:`default_database_url`)."""
+    url = normalize_url(url) if url else default_database_url()
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+        )
+        _configure_sqlite(engine)
+    else:
+        kwargs.setdefault("pool_size", 20)
+        kwargs.setdefault("max_overflow", 40)
+        kwargs.setdefault("pool_pre_ping", True)
+        engine = sa.create_engine(url, **kwargs)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # pysqlite's own transaction handling cannot do BEGIN IMMEDIATE; take it over
+    # (the recipe in SQLAlchemy's SQLite dialect documentation).
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        if engine.url.database not in (None, "", ":memory:"):
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def create_all(engine: Engine) -> None:
+    """Create every table directly (throwaway databases; real ones use :func:`upgrade`)."""
+    SQLModel.metadata.create_all(engine)
+
+
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """A session whose transaction takes SQLite's write lock at its start.
+
+    Read-then-write sequences (leasing, completing) are then atomic on SQLite; on
+    PostgreSQL this is an ordinary session and the queries lock rows themselves.
+    """
+    bind = engine.execution_options(**{_IMMEDIATE: True}) if not is_postgres(engine) else engine
+    with Session(bind, expire_on_commit=False) as session:
+        yield session
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """An ordinary session (objects stay readable after commit)."""
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+__all__ = [
+    "create_all",
+    "create_db_engine",
+    "data_dir",
+    "default_database_url",
+    "is_postgres",
+    "normalize_url",
+    "read_session",
+    "write_session",
+]

@@ -1,0 +1,242 @@
+"""Registering nodes and claiming them with a code.
+
+A node registers and gets an id, a secret token (only its sha256 is stored) and a claim
+code that expires. Its owner types the code in the portal (or ``wowlab sim`` does it for
+its local nodes); the code is single use. A pending node's expired code is renewed when
+the node asks for its status, so the code it shows always works.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from wowlab_core.access import grant_access
+from wowlab_core.claim_codes import (
+    DEFAULT_LIFETIME,
+    generate_claim_code,
+    is_valid_claim_code,
+    normalize_claim_code,
+)
+from wowlab_core.errors import (
+    AuthenticationFailed,
+    ClaimCodeExpired,
+    ClaimCodeInvalid,
+    InvalidRequest,
+)
+from wowlab_core.models import AccessType, Node, NodeStatus, User, utcnow
+from wowlab_core.plugins import Hooks
+from wowlab_core.protocol import ClaimStatus, NodeInfo
+from wowlab_core.scheduler import hash_token, tokens_match
+
+MAX_PARALLEL_LIMIT = 256
+NODE_TOKEN_BYTES = 32
+
+
+@dataclass(frozen=True)
+class NewNode:
+    """A registered node and its secret token (the only time the token is known)."""
+
+    node: Node
+    token: str
+
+
+def _new_code(session: Session, hooks: Hooks | None, now: datetime) -> str:
+    # Free the codes of pending nodes that expired, so they can be handed out again.
+    session.execute(
+        sa.update(Node)
+        .where(col(Node.user_id).is_(None), col(Node.claim_expires_at) < now)
+        .values(claim_code=None)
+        .execution_options(synchronize_session=False)
+    )
+    for _ in range(20):
+        code = (hooks.claim_code() if hooks is not None else None) or generate_claim_code()
+        if not is_valid_claim_code(code):
+            raise InvalidRequest(f"a plugin made an invalid claim code {code!r}")
+        taken = session.exec(select(Node.id).where(Node.claim_code == code)).first()
+        if taken is None:
+            return code
+    raise RuntimeError("could not find a free claim code after 20 tries")
+
+
+def validate_node_info(info: NodeInfo) -> None:
+    """Raise :class:`InvalidRequest` for a bad registration."""
+    if not info.name or not info.name.strip() or len(info.name) > 100:
+        raise InvalidRequest("node name must be 1 to 100 characters", field="name")
+    if not isinstance(info.max_parallel, int) or not 1 <= info.max_parallel <= MAX_PARALLEL_LIMIT:
+        raise InvalidRequest(
+            f"max_parallel must be between 1 and {MAX_PARALLEL_LIMIT}", field="max_parallel"
+        )
+
+
+def register_node(
+    session: Session,
+    *,
+    info: NodeInfo,
+    hooks: Hooks | None = None,
+    lifetime: timedelta = DEFAULT_LIFETIME,
+    now: datetime | None = None,
+) -> NewNode:
+    """Create a pending node with a fresh token and claim code. Does not commit."""
+    validate_node_info(info)
+    now = now or utcnow()
+    token = secrets.token_urlsafe(NODE_TOKEN_BYTES)
+    node = Node(
+        name=info.name.strip(),
+        max_parallel=info.max_parallel,
+        cores=info.cores,
+        platform=(info.platform or "")[:128] or None,
+        version=(info.version or "")[:64] or None,
+        token_hash=hash_token(token),
+        claim_code=_new_code(session, hooks, now),
+        claim_expires_at=now + lifetime,
+        status=NodeStatus.PENDING.value,
+        last_seen_at=now,
+    )
+    session.add(node)
+    session.flush()
+    return NewNode(node=node, token=token)
+
+
+def authenticate_node(session: Session, *, node_id: int, token: str) -> Node:
+    """The node that ``token`` belongs to; it must be ``node_id``.
+
+    Raises:
+        AuthenticationFailed: unknown node, or the token does not match.
+    """
+    node = session.get(Node, node_id) if isinstance(node_id, int) else None
+    if node is None or not isinstance(token, str) or not tokens_match(token, node.token_hash):
+        raise AuthenticationFailed("node id or token is not valid")
+    return node
+
+
+def claim_status(
+    session: Session,
+    *,
+    node: Node,
+    hooks: Hooks | None = None,
+    lifetime: timedelta = DEFAULT_LIFETIME,
+    now: datetime | None = None,
+) -> ClaimStatus:
+    """What the node should show: claimed (by whom), or its code (renewed if expired)."""
+    now = now or utcnow()
+    if node.user_id is not None:
+        owner = session.get(User, node.user_id)
+        return ClaimStatus(
+            claimed=True,
+            owner=owner.username if owner else None,
+            name=node.name,
+            max_parallel=node.max_parallel,
+        )
+    if node.claim_code is None or node.claim_expires_at is None or node.claim_expires_at <= now:
+        node.claim_code = _new_code(session, hooks, now)
+        node.claim_expires_at = now + lifetime
+    node.last_seen_at = now
+    session.add(node)
+    return ClaimStatus(
+        claimed=False,
+        name=node.name,
+        claim_code=node.claim_code,
+        claim_expires_at=node.claim_expires_at,
+    )
+
+
+def find_pending_node(session: Session, *, code: str, now: datetime | None = None) -> Node:
+    """The pending node showing ``code`` (as typed by a user).
+
+    Raises:
+        ClaimCodeInvalid: no node shows this code (typo, or already claimed).
+        ClaimCodeExpired: the code's lifetime is over.
+    """
+    now = now or utcnow()
+    normalized = normalize_claim_code(code)
+    node = session.exec(
+        select(Node).where(Node.claim_code == normalized, col(Node.user_id).is_(None))
+    ).first()
+    if node is None:
+        raise ClaimCodeInvalid("no node is waiting with this claim code", field="code")
+    if node.claim_expires_at is None or node.claim_expires_at <= now:
+        raise ClaimCodeExpired(
+            "this claim code has expired; the node shows a new one", field="code"
+        )
+    return node
+
+
+def claim_node(
+    session: Session,
+    *,
+    user: User,
+    code: str,
+    name: str | None = None,
+    now: datetime | None = None,
+) -> Node:
+    """Give the pending node showing ``code`` to ``user``. Does not commit.
+
+    The code is cleared (single use); the node gets an ``owner`` grant (only its owner
+    may use it until they share it). Announce with ``hooks.node_claimed`` after commit.
+    """
+    now = now or utcnow()
+    node = find_pending_node(session, code=code, now=now)
+    if name is not None:
+        if not name.strip() or len(name) > 100:
+            raise InvalidRequest("node name must be 1 to 100 characters", field="name")
+        node.name = name.strip()
+    node.user_id = user.id
+    node.claim_code = None
+    node.claim_expires_at = None
+    node.claimed_at = now
+    node.status = NodeStatus.ONLINE.value
+    session.add(node)
+    session.flush()
+    grant_access(session, node=node, access_type=AccessType.OWNER)
+    return node
+
+
+def mark_seen(node: Node, *, now: datetime | None = None) -> None:
+    """Record that the node is alive (claimed nodes become online)."""
+    node.last_seen_at = now or utcnow()
+    if node.user_id is not None:
+        node.status = NodeStatus.ONLINE.value
+
+
+def mark_offline_nodes(session: Session, *, silent_for: timedelta, now: datetime | None = None) -> int:
+    """Mark online nodes that have not been heard of for ``silent_for`` as offline."""
+    now = now or utcnow()
+    result = session.execute(
+        sa.update(Node)
+        .where(Node.status == NodeStatus.ONLINE.value, col(Node.last_seen_at) < now - silent_for)
+        .values(status=NodeStatus.OFFLINE.value)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def delete_stale_nodes(session: Session, *, days: int = 30, now: datetime | None = None) -> int:
+    """Delete nodes offline (or never claimed) for ``days``; chunk history keeps its rows."""
+    now = now or utcnow()
+    result = session.execute(
+        sa.delete(Node).where(
+            col(Node.status).in_((NodeStatus.OFFLINE.value, NodeStatus.PENDING.value)),
+            col(Node.last_seen_at) < now - timedelta(days=days),
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+__all__ = [
+    "MAX_PARALLEL_LIMIT",
+    "NewNode",
+    "authenticate_node",
+    "claim_node",
+    "claim_status",
+    "delete_stale_nodes",
+    "find_pending_node",
+    "mark_offline_nodes",
+    "mark_seen",
+    "register_node",
+    "validate_node_info",
+]
