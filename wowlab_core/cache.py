@@ -8,7 +8,6 @@ least recently used files.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -20,7 +19,8 @@ from typing import Any, Protocol
 
 import platformdirs
 
-from wowlab_core.hashing import canonical_json, content_hash
+from wowlab_core.errors import ConfigInvalid
+from wowlab_core.hashing import canonical_json, content_hash, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,9 @@ class MemoryDiskCache:
         path = self._path(config_hash)
         try:
             text = path.read_text(encoding="utf-8")
-            config = json.loads(text)
+            config = parse_json(text)
             ok = content_hash(config) == config_hash
-        except (OSError, ValueError):
+        except (OSError, ValueError, ConfigInvalid):
             ok = False
             config = None
         if not ok:

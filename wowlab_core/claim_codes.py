@@ -32,7 +32,9 @@ def normalize_claim_code(entered: str) -> str:
     Raises:
         ClaimCodeInvalid: the text cannot be a claim code.
     """
-    code = entered.translate(_SEPARATORS).upper()
+    code = entered.translate(_SEPARATORS)
+    # ASCII first: upper() folds some non-ASCII letters into codes ("ß" -> "SS").
+    code = code.upper() if code.isascii() else ""
     if len(code) != CODE_LENGTH or any(c not in ALPHABET for c in code):
         raise ClaimCodeInvalid(
             f"a claim code is {CODE_LENGTH} letters and digits (no 0, O, 1 or I), "

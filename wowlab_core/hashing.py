@@ -21,13 +21,19 @@ def canonical_json(value: Any) -> str:
         ConfigInvalid: the value holds NaN or Infinity, or something JSON cannot express.
     """
     try:
-        return json.dumps(
+        text = json.dumps(
             value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         )
     except ValueError as exc:
         raise ConfigInvalid(f"config is not valid JSON: {exc}") from exc
     except TypeError as exc:
         raise ConfigInvalid(f"config is not JSON-serialisable: {exc}") from exc
+    # A lone surrogate (JSON allows "\ud800") has no UTF-8 form, so it could not be hashed.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigInvalid(f"config is not valid UTF-8 text: {exc.reason}") from exc
+    return text
 
 
 def content_hash(value: Any) -> str:
@@ -49,6 +55,8 @@ def parse_json(text: str | bytes, *, what: str = "config") -> Any:
         ) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise ConfigInvalid(f"{what} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise ConfigInvalid(f"{what} is not valid JSON: it is nested too deeply") from None
 
 
 __all__ = ["canonical_json", "content_hash", "parse_json"]

@@ -26,7 +26,7 @@ from wowlab_core.coordinator import Coordinator, CoordinatorSettings
 from wowlab_core.db import create_all, create_db_engine, read_session, write_session
 from wowlab_core.jobs import JobLimits, job_progress, submit_job
 from wowlab_core.models import FINISHED_JOB_STATUSES, JobStatus, SimJob, User
-from wowlab_core.nodes import claim_node
+from wowlab_core.nodes import claim_and_announce
 from wowlab_core.plugins import Hooks
 from wowlab_core.protocol import ClaimStatus, NodeInfo
 from wowlab_core.report import timing_section
@@ -151,11 +151,7 @@ async def _run(db: Any, config: Any, hooks: Hooks, opts: dict[str, Any]) -> Simu
 
     def claim(status: ClaimStatus) -> None:
         # The local user claims each node with the code it shows, as a person would.
-        with write_session(db) as session:
-            owner = session.get(User, user.id)
-            assert owner is not None and status.claim_code is not None
-            claim_node(session, user=owner, code=status.claim_code)
-            session.commit()
+        claim_and_announce(db, user_id=user.id or 0, code=status.claim_code or "", hooks=hooks)
 
     agents = [
         NodeAgent(

@@ -13,15 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Session, col, select
 
 from wowlab_core.access import grant_access
 from wowlab_core.claim_codes import (
     DEFAULT_LIFETIME,
+    RateLimiter,
     generate_claim_code,
     is_valid_claim_code,
     normalize_claim_code,
 )
+from wowlab_core.db import write_session
 from wowlab_core.errors import (
     AuthenticationFailed,
     ClaimCodeExpired,
@@ -196,6 +199,33 @@ def claim_node(
     return node
 
 
+def claim_and_announce(
+    db: DbEngine,
+    *,
+    user_id: int,
+    code: str,
+    name: str | None = None,
+    hooks: Hooks | None = None,
+    limiter: RateLimiter | None = None,
+) -> Node:
+    """Claim in its own transaction, then announce ``wowlab_node_claimed`` after the commit.
+
+    ``limiter`` (if given) counts the attempt against the user before the code is looked
+    at, so guessing codes is rate-limited.
+    """
+    if limiter is not None:
+        limiter.hit(f"user:{user_id}", what="claim attempts")
+    with write_session(db) as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise InvalidRequest("unknown user", field="user_id")
+        node = claim_node(session, user=user, code=code, name=name)
+        session.commit()
+    if hooks is not None:
+        hooks.node_claimed(node=node, user=user)
+    return node
+
+
 def mark_seen(node: Node, *, now: datetime | None = None) -> None:
     """Record that the node is alive (claimed nodes become online)."""
     node.last_seen_at = now or utcnow()
@@ -231,6 +261,7 @@ __all__ = [
     "MAX_PARALLEL_LIMIT",
     "NewNode",
     "authenticate_node",
+    "claim_and_announce",
     "claim_node",
     "claim_status",
     "delete_stale_nodes",

@@ -59,7 +59,8 @@ def default_chunk_size(total: int, capacity: Capacity) -> int:
         if capacity.iterations_per_second > 0
         else DEFAULT_WORKER_THROUGHPUT
     )
-    size = int(per_worker * TARGET_CHUNK_SECONDS)
+    # min() first: a node-reported throughput can overflow to inf, which int() rejects.
+    size = int(min(per_worker * TARGET_CHUNK_SECONDS, MAX_CHUNK_ITERATIONS))
     size = min(size, -(-total // (2 * workers)))  # ceil: about two chunks per worker
     size = max(size, MIN_CHUNK_ITERATIONS, -(-total // MAX_CHUNKS_PER_JOB))
     return max(1, min(size, MAX_CHUNK_ITERATIONS, total))
@@ -78,6 +79,8 @@ def split_evenly(start: int, total: int, chunk_size: int) -> list[ChunkPlan]:
 
 def split_into(start: int, total: int, chunks: int) -> list[ChunkPlan]:
     """Cut ``[start, start + total)`` into ``chunks`` near-equal chunks (sizes differ by ≤ 1)."""
+    if total <= 0:
+        return []
     chunks = max(1, min(chunks, total))
     base, extra = divmod(total, chunks)
     plans: list[ChunkPlan] = []

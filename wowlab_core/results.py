@@ -112,7 +112,7 @@ class ChunkResult:
             raise ResultInvalid("a chunk result needs at least one iteration")
         histogram: dict[int, int] = {}
         for v in vals:
-            if abs(v) > MAX_VALUE:
+            if abs(v) >= MAX_VALUE:
                 raise ResultInvalid(f"value {v} is out of range")
             b = bucket_index(v)
             histogram[b] = histogram.get(b, 0) + 1
@@ -212,6 +212,9 @@ class ChunkResult:
             raise ResultInvalid("result.count must be positive and seed_offset non-negative")
         if self.minimum > self.maximum:
             raise ResultInvalid("result.minimum is greater than result.maximum")
+        # Beyond the bucket table a value has no bucket range (summarize would crash).
+        if max(abs(self.minimum), abs(self.maximum)) >= MAX_VALUE:
+            raise ResultInvalid("result.minimum or result.maximum is out of range")
         if sum(self.histogram.values()) != n:
             raise ResultInvalid("result.histogram does not add up to result.count")
         if not n * self.minimum <= self.total <= n * self.maximum:

@@ -34,7 +34,7 @@ from wowlab_core.db import read_session, write_session
 from wowlab_core.errors import AuthenticationFailed, LeaseLost, NotFound
 from wowlab_core.jobs import submit_job
 from wowlab_core.models import ChunkStatus, JobStatus, SimChunk, SimJob, User
-from wowlab_core.nodes import claim_node
+from wowlab_core.nodes import claim_and_announce
 from wowlab_core.protocol import Completion, Lease, NodeCredentials, NodeInfo, Outcome
 from wowlab_core.scheduler import cancel_job
 from wowlab_core.testing.toy_engine import ToyEngine
@@ -64,9 +64,7 @@ class TransportHarness:
     def claim(self, code: str, owner: str = "owner") -> None:
         """Claim the node showing ``code`` for ``owner``."""
         user = self.user(owner)
-        with write_session(self.coordinator.db) as s:
-            claim_node(s, user=s.get(User, user.id) or user, code=code)
-            s.commit()
+        claim_and_announce(self.coordinator.db, user_id=user.id or 0, code=code, hooks=self.coordinator.hooks)
 
     def submit(self, iterations: int, *, chunks: int, owner: str = "owner", seed: int = 7,
                config: dict[str, Any] | None = None) -> int:
