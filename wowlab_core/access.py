@@ -38,7 +38,7 @@ def friends_clause(a: Any, b: Any) -> sa.ColumnElement[bool]:
             sa.and_(f.requester_id == a, f.addressee_id == b),
             sa.and_(f.requester_id == b, f.addressee_id == a),
         ),
-    )
+    ).correlate_except(f)
 
 
 def allowed_clause(
@@ -52,7 +52,11 @@ def allowed_clause(
     g = sa.orm.aliased(NodeAccess)
     gm = sa.orm.aliased(GuildMember)
     extra = list(extra_guild_ids)
-    guild_member = sa.exists().where(gm.guild_id == g.target_id, gm.user_id == user_id)
+    # correlate_except: nested EXISTS must refer to the enclosing query's tables (jobs or
+    # nodes), not pull a second copy of them into their own FROM.
+    guild_member = (
+        sa.exists().where(gm.guild_id == g.target_id, gm.user_id == user_id).correlate_except(gm)
+    )
     if extra:
         guild_member = sa.or_(guild_member, g.target_id.in_(extra))
     granted = sa.exists().where(
@@ -65,7 +69,7 @@ def allowed_clause(
                 g.access_type == AccessType.FRIENDS.value, friends_clause(owner_id, user_id)
             ),
         ),
-    )
+    ).correlate_except(g)
     return sa.or_(owner_id == user_id, granted)
 
 
