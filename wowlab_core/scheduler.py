@@ -357,6 +357,8 @@ def complete_chunks(
     outcomes: dict[int, CompletionOutcome] = {}
     parsed: dict[int, tuple[Completion, ChunkResult]] = {}
     for c in completions:
+        if c.chunk_id in parsed or c.chunk_id in outcomes:
+            continue
         try:
             parsed[c.chunk_id] = (c, ChunkResult.from_dict(c.result))
         except ResultInvalid as exc:
@@ -384,8 +386,17 @@ def complete_chunks(
     if elapsed:
         _update_throughput(node, elapsed)
         session.add(node)
+    # The same chunk twice in one batch: the first copy decided, the others are duplicates.
+    answered: set[int] = set()
+    ordered: list[CompletionOutcome] = []
+    for c in completions:
+        if c.chunk_id in answered:
+            ordered.append(CompletionOutcome(c.chunk_id, Outcome.DUPLICATE.value, "already completed"))
+            continue
+        answered.add(c.chunk_id)
+        ordered.append(outcomes[c.chunk_id])
     return CompletionReport(
-        outcomes=[outcomes[c.chunk_id] for c in completions],
+        outcomes=ordered,
         completed=accepted,
         finished_jobs=finished,
     )
