@@ -144,6 +144,7 @@ def submit_job(
         or not 0.001 <= target_error <= 50
     ):
         raise InvalidRequest("target_error must be a percentage between 0.001 and 50", field="target_error")
+    content_hash(config)  # NaN, Infinity, non-JSON values: refused before any engine sees them
     engine = hooks.engine(engine_name)
     engine.prepare(config)  # raises ConfigInvalid with the JSON path
     digest = store_config(session, config=config, engine_name=engine.name)
