@@ -174,6 +174,10 @@ class NodeAgent:
                 if status.max_parallel:
                     self.max_parallel = status.max_parallel
                     self.stats.max_workers = status.max_parallel
+                if status.heartbeat_seconds:
+                    self.options.heartbeat_seconds = min(
+                        self.options.heartbeat_seconds, status.heartbeat_seconds
+                    )
                 return True
             self.stats.state = "waiting-for-claim"
             if status.claim_code != shown:

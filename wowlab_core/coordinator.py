@@ -8,12 +8,13 @@ authenticates the node by its token, runs in one short transaction, and announce
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -58,6 +59,34 @@ class CoordinatorSettings:
     #: How often (at most) a call also requeues expired leases and marks silent nodes.
     reap_interval_seconds: float = 1.0
     claim_lifetime: timedelta = field(default=DEFAULT_LIFETIME)
+
+    @classmethod
+    def from_env(cls) -> CoordinatorSettings:
+        """Defaults, overridden by ``WOWLAB_LEASE_SECONDS``, ``WOWLAB_HEARTBEAT_SECONDS``,
+        ``WOWLAB_OFFLINE_AFTER_SECONDS`` and ``WOWLAB_CLAIM_LIFETIME_SECONDS``."""
+        defaults = cls()
+
+        def number(name: str, default: float) -> float:
+            raw = os.environ.get(name)
+            if raw is None:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise InvalidRequest(f"{name} must be a number of seconds, got {raw!r}") from None
+            if value <= 0:
+                raise InvalidRequest(f"{name} must be positive, got {raw!r}")
+            return value
+
+        return cls(
+            lease_seconds=number("WOWLAB_LEASE_SECONDS", defaults.lease_seconds),
+            heartbeat_seconds=number("WOWLAB_HEARTBEAT_SECONDS", defaults.heartbeat_seconds),
+            offline_after_seconds=number("WOWLAB_OFFLINE_AFTER_SECONDS", defaults.offline_after_seconds),
+            reap_interval_seconds=defaults.reap_interval_seconds,
+            claim_lifetime=timedelta(
+                seconds=number("WOWLAB_CLAIM_LIFETIME_SECONDS", defaults.claim_lifetime.total_seconds())
+            ),
+        )
 
 
 class WorkSignal:
@@ -167,7 +196,7 @@ class Coordinator:
                 session, node=node, hooks=self.hooks, lifetime=self.settings.claim_lifetime
             )
             session.commit()
-        return status
+        return replace(status, heartbeat_seconds=self.settings.heartbeat_seconds)
 
     def heartbeat(self, creds: NodeCredentials) -> HeartbeatReply:
         """Mark the node alive, extend its leases, and tell it which chunks were cancelled."""
@@ -182,7 +211,10 @@ class Coordinator:
             cancelled = scheduler.cancelled_leases(session, node=node)
             session.commit()
             return HeartbeatReply(
-                status=node.status, cancelled_chunks=cancelled, max_parallel=node.max_parallel
+                status=node.status,
+                cancelled_chunks=cancelled,
+                max_parallel=node.max_parallel,
+                heartbeat_seconds=self.settings.heartbeat_seconds,
             )
 
     def lease(self, creds: NodeCredentials, max_chunks: int) -> list[Lease]:

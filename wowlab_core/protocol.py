@@ -92,6 +92,8 @@ class ClaimStatus(_Message):
     claim_code: str | None = None
     claim_expires_at: datetime | None = None
     max_parallel: int | None = None
+    #: How often the coordinator wants heartbeats (its leases last a few times longer).
+    heartbeat_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class HeartbeatReply(_Message):
     status: str
     cancelled_chunks: list[int] = field(default_factory=list)
     max_parallel: int | None = None
+    heartbeat_seconds: float | None = None
 
 
 @dataclass(frozen=True)

@@ -354,22 +354,22 @@ def complete_chunks(
 ) -> CompletionReport:
     """Record chunk results; idempotent. Finished jobs are returned for finalizing."""
     now = now or utcnow()
-    outcomes: dict[int, CompletionOutcome] = {}
-    parsed: dict[int, tuple[Completion, ChunkResult]] = {}
-    for c in completions:
-        if c.chunk_id in parsed or c.chunk_id in outcomes:
-            continue
-        try:
-            parsed[c.chunk_id] = (c, ChunkResult.from_dict(c.result))
-        except ResultInvalid as exc:
-            outcomes[c.chunk_id] = CompletionOutcome(c.chunk_id, Outcome.REJECTED.value, exc.message)
-    chunks = _lock_chunks(session, sorted(parsed))
+    chunks = _lock_chunks(session, sorted({c.chunk_id for c in completions}))
     accepted: list[tuple[SimChunk, ChunkResult]] = []
     elapsed: list[tuple[int, float]] = []
-    for chunk_id, (completion, result) in sorted(parsed.items()):
-        chunk = chunks.get(chunk_id)
+    ordered: list[CompletionOutcome] = []
+    # In order: once a chunk is accepted, later copies (in this batch too) are duplicates.
+    for completion in completions:
+        try:
+            result = ChunkResult.from_dict(completion.result)
+        except ResultInvalid as exc:
+            ordered.append(
+                CompletionOutcome(completion.chunk_id, Outcome.REJECTED.value, exc.message)
+            )
+            continue
+        chunk = chunks.get(completion.chunk_id)
         outcome = _judge(session, chunk, node, completion, result)
-        outcomes[chunk_id] = outcome
+        ordered.append(outcome)
         if outcome.outcome == Outcome.ACCEPTED.value and chunk is not None:
             chunk.status = ChunkStatus.COMPLETED.value
             chunk.result = result.to_dict()
@@ -386,15 +386,6 @@ def complete_chunks(
     if elapsed:
         _update_throughput(node, elapsed)
         session.add(node)
-    # The same chunk twice in one batch: the first copy decided, the others are duplicates.
-    answered: set[int] = set()
-    ordered: list[CompletionOutcome] = []
-    for c in completions:
-        if c.chunk_id in answered:
-            ordered.append(CompletionOutcome(c.chunk_id, Outcome.DUPLICATE.value, "already completed"))
-            continue
-        answered.add(c.chunk_id)
-        ordered.append(outcomes[c.chunk_id])
     return CompletionReport(
         outcomes=ordered,
         completed=accepted,

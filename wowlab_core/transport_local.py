@@ -114,7 +114,7 @@ def local_transport(url: str = "", **options: Any) -> LocalTransport:
         from wowlab_core.plugins import get_hooks
 
         db_url = url if url and url not in ("local", "local://") else default_database_url()
-        settings = options.pop("settings", None) or CoordinatorSettings()
+        settings = options.pop("settings", None) or CoordinatorSettings.from_env()
         coordinator = Coordinator(create_db_engine(db_url), hooks=get_hooks(), settings=settings)
     return LocalTransport(coordinator)
 

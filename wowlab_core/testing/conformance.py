@@ -12,7 +12,9 @@ Use it by subclassing :class:`TransportConformance` in your test module and prov
             await server.stop()
 
 The harness's coordinator must use :data:`wowlab_core.testing.plugin.TEST_SETTINGS`
-(1 s leases) and the ``wowlab_hooks`` fixture (which has the toy engine). The suite acts
+(1 s leases) and the ``wowlab_hooks`` fixture (which has the toy engine); some tests
+replace ``coordinator.settings`` for their duration, so the server side must read the
+settings from the coordinator object at each call. The suite acts
 on the server side through the database (claiming nodes, submitting and cancelling jobs)
 and on the node side only through the transport.
 """
@@ -20,7 +22,7 @@ and on the node side only through the transport.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -191,6 +193,10 @@ class TransportConformance:
 
     async def test_lease_is_exclusive_under_concurrency(self, transport_harness: TransportHarness) -> None:
         transports = [transport_harness.make_transport() for _ in range(8)]
+        # Long leases: on a loaded machine 1 s leases may really expire mid-test and be
+        # (rightly) reissued, which is not what this test is about.
+        coordinator = transport_harness.coordinator
+        coordinator.settings = replace(coordinator.settings, lease_seconds=600.0)
         try:
             nodes = [await registered_node(transport_harness, t, name=f"n{i}") for i, t in enumerate(transports)]
             job_id = transport_harness.submit(400, chunks=200)
