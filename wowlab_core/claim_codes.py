@@ -81,7 +81,7 @@ class RateLimiter:
         now = time.monotonic()
         with self._lock:
             attempts = self._attempts.setdefault(key, deque())
-            while attempts and attempts[0] < now - self.window - 1:
+            while attempts and attempts[0] <= now - self.window:
                 attempts.popleft()
             if len(attempts) >= self.limit:
                 wait = int(attempts[0] + self.window - now) + 1
