@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 import click
+from sqlalchemy import exc as sa_exc
 
 from wowlab_core import __version__
 from wowlab_core.errors import WowlabError
@@ -26,6 +27,13 @@ class WowlabGroup(click.Group):
             return super().invoke(ctx)
         except WowlabError as exc:
             click.echo(f"error: {exc.message}", err=True)
+            sys.exit(2)
+        except sa_exc.OperationalError as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            click.echo(f"error: cannot use the database: {reason}", err=True)
+            sys.exit(2)
+        except sa_exc.ArgumentError as exc:
+            click.echo(f"error: bad database URL: {str(exc).splitlines()[0]}", err=True)
             sys.exit(2)
 
 

@@ -107,7 +107,7 @@ def sim(
             hooks=hooks,
             iterations=iterations,
             seed=seed,
-            nodes=nodes or _default_nodes(),
+            nodes=nodes if nodes is not None else _default_nodes(),
             engine_name=engine_name,
             chunk_size=chunk_size,
             chunks=chunks,
