@@ -90,6 +90,7 @@ class NodeAgent:
         self.stats = NodeStats(max_workers=info.max_parallel)
         self.max_parallel = info.max_parallel
         self._stopping = anyio.Event()
+        self._hand_back = anyio.Event()
         self._engines: dict[str, Engine] | None = None
         self._prepared: dict[str, Any] = {}
         self._running: dict[int, Lease] = {}
@@ -98,9 +99,13 @@ class NodeAgent:
 
     # --- control --------------------------------------------------------------------
 
-    def stop(self) -> None:
-        """Ask the agent to stop gracefully (safe to call from the event loop)."""
+    def stop(self, *, hand_back: bool = False) -> None:
+        """Ask the agent to stop: finish running chunks, or with ``hand_back`` give them
+        back to the coordinator right away (call from the event loop)."""
         self._stopping.set()
+        if hand_back:
+            self._hand_back.set()
+        self._slot_freed.set()
 
     @property
     def stopping(self) -> bool:
@@ -269,8 +274,9 @@ class NodeAgent:
         self.stats.state = "stopping"
         self._emit("stopping", running=len(self._running))
         with anyio.move_on_after(self.options.drain_seconds):
-            while self._running:
-                await self._wait_slot_or_stop_drain()
+            while self._running and not self._hand_back.is_set():
+                self._slot_freed = anyio.Event()
+                await self._slot_freed.wait()
         if self._running:
             by_token: dict[str, list[int]] = {}
             for lease in self._running.values():
@@ -282,10 +288,6 @@ class NodeAgent:
                     except WowlabError as exc:
                         log.warning("could not hand back chunks %s: %s", ids, exc.message)
             self._emit("released", chunks=sorted(self._running))
-
-    async def _wait_slot_or_stop_drain(self) -> None:
-        self._slot_freed = anyio.Event()
-        await self._slot_freed.wait()
 
     def _engine(self, name: str) -> Engine:
         if self._engines is None:

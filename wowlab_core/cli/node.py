@@ -110,12 +110,17 @@ def run(
         async with anyio.create_task_group() as tg:
             async def watch_signals() -> None:
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    count = 0
                     async for _ in signals:
-                        if agent.stopping:
-                            agent.options.drain_seconds = 0
+                        count += 1
+                        if count == 1:
+                            agent.stop()
+                        elif count == 2:
+                            console.print("handing running chunks back")
+                            agent.stop(hand_back=True)
+                        else:
                             tg.cancel_scope.cancel()
                             return
-                        agent.stop()
 
             tg.start_soon(watch_signals)
             try:
