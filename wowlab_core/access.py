@@ -28,17 +28,20 @@ from wowlab_core.models import (
 from wowlab_core.plugins import Hooks
 
 
-
 def friends_clause(a: Any, b: Any) -> sa.ColumnElement[bool]:
     """SQL: users ``a`` and ``b`` (columns or values) are accepted friends."""
     f = sa.orm.aliased(Friendship)
-    return sa.exists().where(
-        f.status == "accepted",
-        sa.or_(
-            sa.and_(f.requester_id == a, f.addressee_id == b),
-            sa.and_(f.requester_id == b, f.addressee_id == a),
-        ),
-    ).correlate_except(f)
+    return (
+        sa.exists()
+        .where(
+            col(f.status) == "accepted",
+            sa.or_(
+                sa.and_(f.requester_id == a, col(f.addressee_id) == b),
+                sa.and_(f.requester_id == b, col(f.addressee_id) == a),
+            ),
+        )
+        .correlate_except(f)
+    )
 
 
 def allowed_clause(
@@ -54,22 +57,29 @@ def allowed_clause(
     extra = list(extra_guild_ids)
     # correlate_except: nested EXISTS must refer to the enclosing query's tables (jobs or
     # nodes), not pull a second copy of them into their own FROM.
-    guild_member = (
-        sa.exists().where(gm.guild_id == g.target_id, gm.user_id == user_id).correlate_except(gm)
+    guild_member: sa.ColumnElement[bool] = (
+        sa.exists()
+        .where(col(gm.guild_id) == g.target_id, col(gm.user_id) == user_id)
+        .correlate_except(gm)
     )
     if extra:
-        guild_member = sa.or_(guild_member, g.target_id.in_(extra))
-    granted = sa.exists().where(
-        g.node_id == node_id,
-        sa.or_(
-            g.access_type == AccessType.PUBLIC.value,
-            sa.and_(g.access_type == AccessType.USER.value, g.target_id == user_id),
-            sa.and_(g.access_type == AccessType.GUILD.value, guild_member),
-            sa.and_(
-                g.access_type == AccessType.FRIENDS.value, friends_clause(owner_id, user_id)
+        guild_member = sa.or_(guild_member, col(g.target_id).in_(extra))
+    granted = (
+        sa.exists()
+        .where(
+            col(g.node_id) == node_id,
+            sa.or_(
+                col(g.access_type) == AccessType.PUBLIC.value,
+                sa.and_(col(g.access_type) == AccessType.USER.value, col(g.target_id) == user_id),
+                sa.and_(col(g.access_type) == AccessType.GUILD.value, guild_member),
+                sa.and_(
+                    col(g.access_type) == AccessType.FRIENDS.value,
+                    friends_clause(owner_id, user_id),
+                ),
             ),
-        ),
-    ).correlate_except(g)
+        )
+        .correlate_except(g)
+    )
     return sa.or_(owner_id == user_id, granted)
 
 
@@ -79,7 +89,7 @@ def _extra_groups(hooks: Hooks | None, user: User) -> set[int]:
 
 def grants_of(session: Session, node_id: int) -> list[NodeAccess]:
     """A node's access rows."""
-    return list(session.exec(select(NodeAccess).where(NodeAccess.node_id == node_id)).all())
+    return list(session.exec(select(NodeAccess).where(col(NodeAccess.node_id) == node_id)).all())
 
 
 def usable_nodes(
@@ -94,14 +104,16 @@ def usable_nodes(
             owner_id=Node.user_id,
             user_id=user.id,
             extra_guild_ids=_extra_groups(hooks, user),
-        )
+        ),
     )
     if online_only:
-        stmt = stmt.where(Node.status == "online")
+        stmt = stmt.where(col(Node.status) == "online")
     nodes = list(session.exec(stmt.order_by(col(Node.id))).all())
     if hooks is not None and hooks.has_access_veto():
         nodes = [
-            n for n in nodes if hooks.can_use_node(user=user, node=n, grants=grants_of(session, n.id or 0))
+            n
+            for n in nodes
+            if hooks.can_use_node(user=user, node=n, grants=grants_of(session, n.id or 0))
         ]
     return nodes
 
@@ -146,9 +158,11 @@ def grant_access(
         raise InvalidRequest(f"a {kind.value} grant takes no target", field="target_id")
     existing = session.exec(
         select(NodeAccess).where(
-            NodeAccess.node_id == node.id,
-            NodeAccess.access_type == kind.value,
-            NodeAccess.target_id == target_id if target_id is not None else col(NodeAccess.target_id).is_(None),
+            col(NodeAccess.node_id) == node.id,
+            col(NodeAccess.access_type) == kind.value,
+            col(NodeAccess.target_id) == target_id
+            if target_id is not None
+            else col(NodeAccess.target_id).is_(None),
         )
     ).first()
     if existing is not None:

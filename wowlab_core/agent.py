@@ -82,7 +82,9 @@ class NodeAgent:
         self.info = info
         self.hooks = hooks
         self.credentials = credentials
-        self.cache: ConfigCache = cache or hooks.config_cache(settings=CacheSettings()) or MemoryDiskCache()
+        self.cache: ConfigCache = (
+            cache or hooks.config_cache(settings=CacheSettings()) or MemoryDiskCache()
+        )
         self.options = options or AgentOptions()
         self.on_registered = on_registered
         self.on_claim_code = on_claim_code
@@ -244,8 +246,11 @@ class NodeAgent:
             if not leases:
                 with anyio.move_on_after(self.options.idle_wait_seconds):
                     async with anyio.create_task_group() as waiters:
+
                         async def _work() -> None:
-                            await self.transport.wait_for_work(creds, self.options.idle_wait_seconds)
+                            await self.transport.wait_for_work(
+                                creds, self.options.idle_wait_seconds
+                            )
                             waiters.cancel_scope.cancel()
 
                         async def _stop() -> None:
@@ -259,6 +264,7 @@ class NodeAgent:
     async def _wait_slot_or_stop(self) -> None:
         self._slot_freed = anyio.Event()
         async with anyio.create_task_group() as waiters:
+
             async def _slot() -> None:
                 await self._slot_freed.wait()
                 waiters.cancel_scope.cancel()
@@ -315,7 +321,10 @@ class NodeAgent:
             prepared = self._prepared[key]
             result = await anyio.to_thread.run_sync(
                 lambda: engine.run_chunk(
-                    prepared, seed=lease.seed, seed_offset=lease.seed_offset, iterations=lease.iterations
+                    prepared,
+                    seed=lease.seed,
+                    seed_offset=lease.seed_offset,
+                    iterations=lease.iterations,
                 ),
                 abandon_on_cancel=True,  # a stopping node hands the chunk back instead
             )

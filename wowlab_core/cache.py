@@ -27,7 +27,10 @@ log = logging.getLogger(__name__)
 
 def default_cache_dir() -> Path:
     """``WOWLAB_CACHE_DIR`` or the platformdirs cache directory of wowlab."""
-    return Path(os.environ.get("WOWLAB_CACHE_DIR") or platformdirs.user_cache_dir("wowlab")) / "configs"
+    return (
+        Path(os.environ.get("WOWLAB_CACHE_DIR") or platformdirs.user_cache_dir("wowlab"))
+        / "configs"
+    )
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,9 @@ def format_claim_code(code: str) -> str:
     return f"{code[:3]}-{code[3:]}"
 
 
-def claim_code_expiry(now: datetime | None = None, lifetime: timedelta = DEFAULT_LIFETIME) -> datetime:
+def claim_code_expiry(
+    now: datetime | None = None, lifetime: timedelta = DEFAULT_LIFETIME
+) -> datetime:
     """When a code made now stops working."""
     return (now or datetime.now(UTC)) + lifetime
 

@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine as DbEngine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from wowlab_core import nodes as node_ops
 from wowlab_core import scheduler
@@ -81,10 +81,14 @@ class CoordinatorSettings:
         return cls(
             lease_seconds=number("WOWLAB_LEASE_SECONDS", defaults.lease_seconds),
             heartbeat_seconds=number("WOWLAB_HEARTBEAT_SECONDS", defaults.heartbeat_seconds),
-            offline_after_seconds=number("WOWLAB_OFFLINE_AFTER_SECONDS", defaults.offline_after_seconds),
+            offline_after_seconds=number(
+                "WOWLAB_OFFLINE_AFTER_SECONDS", defaults.offline_after_seconds
+            ),
             reap_interval_seconds=defaults.reap_interval_seconds,
             claim_lifetime=timedelta(
-                seconds=number("WOWLAB_CLAIM_LIFETIME_SECONDS", defaults.claim_lifetime.total_seconds())
+                seconds=number(
+                    "WOWLAB_CLAIM_LIFETIME_SECONDS", defaults.claim_lifetime.total_seconds()
+                )
             ),
         )
 
@@ -241,19 +245,27 @@ class Coordinator:
             node = node_ops.authenticate_node(session, node_id=creds.node_id, token=creds.token)
             leased = session.exec(
                 select(ChunkLease.id)
-                .join(SimChunk, SimChunk.id == ChunkLease.chunk_id)  # type: ignore[arg-type]
-                .where(ChunkLease.node_id == node.id, SimChunk.config_hash == config_hash)
+                .join(SimChunk, col(SimChunk.id) == col(ChunkLease.chunk_id))
+                .where(col(ChunkLease.node_id) == node.id, col(SimChunk.config_hash) == config_hash)
                 .limit(1)
             ).first()
             config = session.get(SimConfig, config_hash) if leased is not None else None
             if config is None:
-                raise NotFound(f"no config {config_hash[:12]}... for this node", field="config_hash")
-            return ConfigPayload(config_hash=config.hash, engine=config.engine, config=config.config)
+                raise NotFound(
+                    f"no config {config_hash[:12]}... for this node", field="config_hash"
+                )
+            return ConfigPayload(
+                config_hash=config.hash, engine=config.engine, config=config.config
+            )
 
-    def complete(self, creds: NodeCredentials, completions: Sequence[Completion]) -> list[CompletionOutcome]:
+    def complete(
+        self, creds: NodeCredentials, completions: Sequence[Completion]
+    ) -> list[CompletionOutcome]:
         """Record results. Idempotent: a duplicate is answered ``duplicate`` and changes nothing."""
         if len(completions) > MAX_COMPLETION_BATCH:
-            raise InvalidRequest(f"at most {MAX_COMPLETION_BATCH} completions per call", field="completions")
+            raise InvalidRequest(
+                f"at most {MAX_COMPLETION_BATCH} completions per call", field="completions"
+            )
         with self._node_session(creds) as (session, node):
             node_ops.mark_seen(node)
             session.add(node)
@@ -261,7 +273,9 @@ class Coordinator:
             finished: list[SimJob] = []
             more_work = False
             for job in report.finished_jobs:
-                if finalize_job(session, job=job, hooks=self.hooks, prepared_cache=self._prepared_cache()):
+                if finalize_job(
+                    session, job=job, hooks=self.hooks, prepared_cache=self._prepared_cache()
+                ):
                     finished.append(job)
                 else:
                     more_work = True
@@ -315,7 +329,7 @@ class Coordinator:
         with self._prepared_lock:
             while len(self._prepared) > 32:
                 self._prepared.popitem(last=False)
-            return self._prepared  # type: ignore[return-value]
+            return self._prepared
 
 
 def run_in_session(db: DbEngine, fn: Callable[[Session], T]) -> T:

@@ -184,8 +184,6 @@ def wowlab_job_finished(job: SimJob) -> None:
     """
 
 
-
-
 __all__ = [
     "hookimpl",
     "hookspec",

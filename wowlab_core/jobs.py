@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from wowlab_core.access import usable_nodes
 from wowlab_core.errors import InvalidRequest
 from wowlab_core.hashing import content_hash
-from wowlab_core.models import ChunkStatus, SimChunk, SimConfig, SimJob, User, utcnow
+from wowlab_core.models import ChunkStatus, SimChunk, SimConfig, SimJob, User
 from wowlab_core.planning import (
     Capacity,
     ChunkPlan,
@@ -43,11 +43,16 @@ class JobLimits:
     max_iterations: int = DEFAULT_MAX_ITERATIONS
 
 
+DEFAULT_LIMITS = JobLimits()
+
+
 def _check_int(value: Any, name: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRequest(f"{name} must be a whole number", field=name)
     if not low <= value <= high:
-        raise InvalidRequest(f"{name} must be between {low:,} and {high:,}, got {value:,}", field=name)
+        raise InvalidRequest(
+            f"{name} must be between {low:,} and {high:,}, got {value:,}", field=name
+        )
     return value
 
 
@@ -121,7 +126,7 @@ def submit_job(
     chunks: int | None = None,
     target_error: float | None = None,
     own_nodes_only: bool = False,
-    limits: JobLimits = JobLimits(),
+    limits: JobLimits = DEFAULT_LIMITS,
 ) -> SimJob:
     """Validate, store and plan a job. Does not commit; nothing is written on an error.
 
@@ -143,7 +148,9 @@ def submit_job(
         or not isinstance(target_error, (int, float))
         or not 0.001 <= target_error <= 50
     ):
-        raise InvalidRequest("target_error must be a percentage between 0.001 and 50", field="target_error")
+        raise InvalidRequest(
+            "target_error must be a percentage between 0.001 and 50", field="target_error"
+        )
     content_hash(config)  # NaN, Infinity, non-JSON values: refused before any engine sees them
     engine = hooks.engine(engine_name)
     engine.prepare(config)  # raises ConfigInvalid with the JSON path
@@ -195,8 +202,10 @@ def finalize_job(
         summary = summarize(merged)
         if summary.error_pct > job.target_error:
             needed = iterations_needed(summary, job.target_error)
-            extra = min(max(needed - job.total_iterations, job.total_iterations // 4, 1),
-                        limit - job.total_iterations)
+            extra = min(
+                max(needed - job.total_iterations, job.total_iterations // 4, 1),
+                limit - job.total_iterations,
+            )
             user = session.get(User, job.user_id)
             capacity = (
                 capacity_for(session, user=user, hooks=hooks, own_nodes_only=job.own_nodes_only)
@@ -204,8 +213,11 @@ def finalize_job(
                 else Capacity(0, 0, 0.0)
             )
             round_capacity = Capacity(
-                capacity.nodes, capacity.workers, capacity.iterations_per_second,
-                job.total_iterations, extra,
+                capacity.nodes,
+                capacity.workers,
+                capacity.iterations_per_second,
+                job.total_iterations,
+                extra,
             )
             insert_chunks(session, job=job, plans=plan(job, round_capacity, hooks=hooks))
             job.total_iterations += extra
@@ -238,11 +250,11 @@ def finalize_job(
 def job_progress(session: Session, *, job: SimJob) -> dict[str, int]:
     """Chunks by status and iterations done, for progress displays."""
     counts = {s.value: 0 for s in ChunkStatus}
-    for status in session.exec(select(SimChunk.status).where(SimChunk.job_id == job.id)).all():
+    for status in session.exec(select(SimChunk.status).where(col(SimChunk.job_id) == job.id)).all():
         counts[status] = counts.get(status, 0) + 1
     nodes = session.exec(
         select(SimChunk.node_id)
-        .where(SimChunk.job_id == job.id, SimChunk.status == ChunkStatus.LEASED.value)
+        .where(col(SimChunk.job_id) == job.id, col(SimChunk.status) == ChunkStatus.LEASED.value)
         .distinct()
     ).all()
     return {
@@ -258,12 +270,16 @@ def user_jobs(session: Session, *, user: User, limit: int = 100) -> list[SimJob]
     """A user's newest jobs."""
     return list(
         session.exec(
-            select(SimJob).where(SimJob.user_id == user.id).order_by(col(SimJob.id).desc()).limit(limit)
+            select(SimJob)
+            .where(col(SimJob.user_id) == user.id)
+            .order_by(col(SimJob.id).desc())
+            .limit(limit)
         ).all()
     )
 
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "DEFAULT_MAX_ITERATIONS",
     "NO_NODE_REASON",
     "JobLimits",

@@ -18,13 +18,13 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from sqlmodel import select
+from sqlmodel import col, select
 
 from wowlab_core.agent import AgentOptions, NodeAgent
 from wowlab_core.cache import CacheSettings, MemoryDiskCache
 from wowlab_core.coordinator import Coordinator, CoordinatorSettings
 from wowlab_core.db import create_all, create_db_engine, read_session, write_session
-from wowlab_core.jobs import JobLimits, job_progress, submit_job
+from wowlab_core.jobs import DEFAULT_LIMITS, JobLimits, job_progress, submit_job
 from wowlab_core.models import FINISHED_JOB_STATUSES, JobStatus, SimJob, User
 from wowlab_core.nodes import claim_and_announce
 from wowlab_core.plugins import Hooks
@@ -63,7 +63,7 @@ class SimulationRun:
 
 def _local_user(db: Any) -> User:
     with write_session(db) as session:
-        user = session.exec(select(User).where(User.username == LOCAL_USER)).first()
+        user = session.exec(select(User).where(col(User.username) == LOCAL_USER)).first()
         if user is None:
             user = User(username=LOCAL_USER, is_admin=True)
             session.add(user)
@@ -83,7 +83,7 @@ def run_local_simulation(
     chunks: int | None = None,
     target_error: float | None = None,
     database_url: str | None = None,
-    limits: JobLimits = JobLimits(),
+    limits: JobLimits = DEFAULT_LIMITS,
     on_progress: Callable[[Progress], None] | None = None,
     poll_seconds: float = 0.1,
 ) -> SimulationRun:
@@ -144,7 +144,9 @@ async def _run(db: Any, config: Any, hooks: Hooks, opts: dict[str, Any]) -> Simu
         )
         session.commit()
         job_id = job.id or 0
-    coordinator = Coordinator(db, hooks=hooks, settings=CoordinatorSettings(reap_interval_seconds=0.5))
+    coordinator = Coordinator(
+        db, hooks=hooks, settings=CoordinatorSettings(reap_interval_seconds=0.5)
+    )
     transport = LocalTransport(coordinator)
     cache = MemoryDiskCache(CacheSettings(directory=opts["cache_dir"]))
     started = time.perf_counter()
@@ -159,7 +161,9 @@ async def _run(db: Any, config: Any, hooks: Hooks, opts: dict[str, Any]) -> Simu
             info=NodeInfo(name=f"local-{i + 1}", max_parallel=1, platform="embedded"),
             hooks=hooks,
             cache=cache,
-            options=AgentOptions(heartbeat_seconds=5.0, idle_wait_seconds=0.5, claim_wait_seconds=0.2),
+            options=AgentOptions(
+                heartbeat_seconds=5.0, idle_wait_seconds=0.5, claim_wait_seconds=0.2
+            ),
             on_claim_code=lambda status: claim(status),
         )
         for i in range(opts["nodes"])

@@ -195,7 +195,9 @@ class NodeAccess(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     node_id: int = Field(
-        sa_column=sa.Column(sa.ForeignKey("nodes.id", ondelete="CASCADE"), nullable=False, index=True)
+        sa_column=sa.Column(
+            sa.ForeignKey("nodes.id", ondelete="CASCADE"), nullable=False, index=True
+        )
     )
     access_type: str = Field(max_length=16)
     target_id: int | None = None
@@ -262,8 +264,19 @@ class SimChunk(SQLModel, table=True):
     __table_args__ = (
         _check("status", ChunkStatus),
         sa.UniqueConstraint("job_id", "seed_offset", name="uq_chunk_job_offset"),
-        sa.Index("ix_sim_chunks_pending", "job_id", "seed_offset", postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'")),
-        sa.Index("ix_sim_chunks_leased", "lease_expires_at", postgresql_where=sa.text("status = 'leased'"), sqlite_where=sa.text("status = 'leased'")),
+        sa.Index(
+            "ix_sim_chunks_pending",
+            "job_id",
+            "seed_offset",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        ),
+        sa.Index(
+            "ix_sim_chunks_leased",
+            "lease_expires_at",
+            postgresql_where=sa.text("status = 'leased'"),
+            sqlite_where=sa.text("status = 'leased'"),
+        ),
         sa.Index("ix_sim_chunks_node", "node_id"),
     )
 

@@ -27,7 +27,8 @@ def default_node_name() -> str:
 
 def platform_string() -> str:
     """``Linux x86_64 (CPython 3.11.7)`` and the like."""
-    return f"{platform.system()} {platform.machine()} ({platform.python_implementation()} {platform.python_version()})"
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    return f"{platform.system()} {platform.machine()} ({python})"
 
 
 @dataclass

@@ -60,7 +60,7 @@ def _new_code(session: Session, hooks: Hooks | None, now: datetime) -> str:
         code = (hooks.claim_code() if hooks is not None else None) or generate_claim_code()
         if not is_valid_claim_code(code):
             raise InvalidRequest(f"a plugin made an invalid claim code {code!r}")
-        taken = session.exec(select(Node.id).where(Node.claim_code == code)).first()
+        taken = session.exec(select(Node.id).where(col(Node.claim_code) == code)).first()
         if taken is None:
             return code
     raise RuntimeError("could not find a free claim code after 20 tries")
@@ -158,7 +158,7 @@ def find_pending_node(session: Session, *, code: str, now: datetime | None = Non
     now = now or utcnow()
     normalized = normalize_claim_code(code)
     node = session.exec(
-        select(Node).where(Node.claim_code == normalized, col(Node.user_id).is_(None))
+        select(Node).where(col(Node.claim_code) == normalized, col(Node.user_id).is_(None))
     ).first()
     if node is None:
         raise ClaimCodeInvalid("no node is waiting with this claim code", field="code")
@@ -233,12 +233,16 @@ def mark_seen(node: Node, *, now: datetime | None = None) -> None:
         node.status = NodeStatus.ONLINE.value
 
 
-def mark_offline_nodes(session: Session, *, silent_for: timedelta, now: datetime | None = None) -> int:
+def mark_offline_nodes(
+    session: Session, *, silent_for: timedelta, now: datetime | None = None
+) -> int:
     """Mark online nodes that have not been heard of for ``silent_for`` as offline."""
     now = now or utcnow()
     result = session.execute(
         sa.update(Node)
-        .where(Node.status == NodeStatus.ONLINE.value, col(Node.last_seen_at) < now - silent_for)
+        .where(
+            col(Node.status) == NodeStatus.ONLINE.value, col(Node.last_seen_at) < now - silent_for
+        )
         .values(status=NodeStatus.OFFLINE.value)
         .execution_options(synchronize_session=False)
     )

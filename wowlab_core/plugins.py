@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
@@ -44,9 +44,7 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "wowlab"
 
 #: The core's own plugins, registered before any entry point.
-DEFAULT_PLUGINS: tuple[str, ...] = (
-    "wowlab_core.transport_local",
-)
+DEFAULT_PLUGINS: tuple[str, ...] = ("wowlab_core.transport_local",)
 
 #: Which extra of the ``wowlab`` distribution brings each optional package.
 EXTRAS: dict[str, str] = {
@@ -168,7 +166,11 @@ def _load_entry_points(registry: PluginRegistry) -> None:
         return
     seen: set[str] = set()
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in seen or ep.name in disabled or (allowed is not None and ep.name not in allowed):
+        if (
+            ep.name in seen
+            or ep.name in disabled
+            or (allowed is not None and ep.name not in allowed)
+        ):
             continue
         seen.add(ep.name)
         dist = ep.dist.name if ep.dist is not None else None
@@ -238,9 +240,7 @@ class Hooks:
         if name is None:
             name = default_engine_name(engines)
             if name is None:
-                raise EngineUnavailable(
-                    "no engine is installed; run: pip install 'wowlab[engine]'"
-                )
+                raise EngineUnavailable("no engine is installed; run: pip install 'wowlab[engine]'")
         if name not in engines:
             known = ", ".join(sorted(engines)) or "none"
             raise EngineUnavailable(f"unknown engine {name!r} (installed: {known})", field="engine")
@@ -355,7 +355,6 @@ def default_engine_name(engines: dict[str, Engine]) -> str | None:
 def get_hooks() -> Hooks:
     """The facade over the process-wide registry."""
     return Hooks(get_registry().pm)
-
 
 
 __all__ = [

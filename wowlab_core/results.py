@@ -176,7 +176,7 @@ class ChunkResult:
         ints: dict[str, int] = {}
         for name in ("seed_offset", "count", "total", "total_sq", "minimum", "maximum"):
             value = data.get(name)
-            if not _is_int(value):
+            if not isinstance(value, int) or isinstance(value, bool):
                 raise ResultInvalid(f"result.{name} must be an integer", field=f"result.{name}")
             ints[name] = value
         raw_hist = data.get("histogram", {})
@@ -318,8 +318,11 @@ def histogram_bins(
         slot = min((min(max(bucket_midpoint(b), lo), hi) - lo) // width, bins - 1)
         counts[slot] = counts.get(slot, 0) + n
     return [
-        {"low": round((lo + s * width) / scale, 3), "high": round((lo + (s + 1) * width) / scale, 3),
-         "count": counts.get(s, 0)}
+        {
+            "low": round((lo + s * width) / scale, 3),
+            "high": round((lo + (s + 1) * width) / scale, 3),
+            "count": counts.get(s, 0),
+        }
         for s in range(min(bins, -(-(hi - lo + 1) // width)))
     ]
 

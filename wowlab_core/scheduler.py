@@ -70,9 +70,7 @@ class CompletionReport:
 # --- planning -------------------------------------------------------------------------
 
 
-def insert_chunks(
-    session: Session, *, job: SimJob, plans: Sequence[ChunkPlan]
-) -> int:
+def insert_chunks(session: Session, *, job: SimJob, plans: Sequence[ChunkPlan]) -> int:
     """Insert the planned chunks of ``job`` (one statement)."""
     if not plans:
         return 0
@@ -104,10 +102,8 @@ def eligible_jobs_clause(node: Node) -> sa.ColumnElement[bool]:
     """SQL: active jobs whose owner may use ``node`` (grants only, no plugin hooks)."""
     return sa.and_(
         col(SimJob.status).in_(ACTIVE_JOB_STATUSES),
-        allowed_clause(
-            node_id=node.id, owner_id=sa.literal(node.user_id), user_id=SimJob.user_id
-        ),
-        sa.or_(sa.not_(col(SimJob.own_nodes_only)), SimJob.user_id == node.user_id),
+        allowed_clause(node_id=node.id, owner_id=sa.literal(node.user_id), user_id=SimJob.user_id),
+        sa.or_(sa.not_(col(SimJob.own_nodes_only)), col(SimJob.user_id) == node.user_id),
     )
 
 
@@ -156,7 +152,7 @@ def lease_chunks(
         job_filter = col(SimChunk.job_id).in_(select(SimJob.id).where(eligible_jobs_clause(node)))
     pick = (
         select(SimChunk.id)
-        .where(SimChunk.status == ChunkStatus.PENDING.value, job_filter)
+        .where(col(SimChunk.status) == ChunkStatus.PENDING.value, job_filter)
         .order_by(col(SimChunk.job_id), col(SimChunk.seed_offset))
         .limit(limit)
     )
@@ -170,7 +166,7 @@ def lease_chunks(
     token_hash = hash_token(token)
     rows = session.execute(
         sa.update(SimChunk)
-        .where(col(SimChunk.id).in_(select(picked.c.id)), SimChunk.status == "pending")
+        .where(col(SimChunk.id).in_(select(picked.c.id)), col(SimChunk.status) == "pending")
         .values(
             status=ChunkStatus.LEASED.value,
             node_id=node.id,
@@ -180,7 +176,11 @@ def lease_chunks(
             leased_at=now,
         )
         .returning(
-            SimChunk.id, SimChunk.job_id, SimChunk.config_hash, SimChunk.seed_offset, SimChunk.iterations
+            col(SimChunk.id),
+            col(SimChunk.job_id),
+            col(SimChunk.config_hash),
+            col(SimChunk.seed_offset),
+            col(SimChunk.iterations),
         )
         .execution_options(synchronize_session=False)
     ).all()
@@ -188,7 +188,10 @@ def lease_chunks(
         return []
     session.execute(
         sa.insert(ChunkLease),
-        [{"chunk_id": r[0], "node_id": node.id, "token_hash": token_hash, "leased_at": now} for r in rows],
+        [
+            {"chunk_id": r[0], "node_id": node.id, "token_hash": token_hash, "leased_at": now}
+            for r in rows
+        ],
     )
     job_ids_leased = sorted({r[1] for r in rows})
     jobs = {
@@ -197,7 +200,7 @@ def lease_chunks(
     }
     session.execute(
         sa.update(SimJob)
-        .where(col(SimJob.id).in_(job_ids_leased), SimJob.status == JobStatus.PENDING.value)
+        .where(col(SimJob.id).in_(job_ids_leased), col(SimJob.status) == JobStatus.PENDING.value)
         .values(status=JobStatus.RUNNING.value, started_at=now, status_reason=None)
         .execution_options(synchronize_session=False)
     )
@@ -225,8 +228,8 @@ def extend_leases(
     result = session.execute(
         sa.update(SimChunk)
         .where(
-            SimChunk.node_id == node.id,
-            SimChunk.status == ChunkStatus.LEASED.value,
+            col(SimChunk.node_id) == node.id,
+            col(SimChunk.status) == ChunkStatus.LEASED.value,
             col(SimChunk.lease_expires_at) >= now,
         )
         .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
@@ -237,15 +240,14 @@ def extend_leases(
 
 def cancelled_leases(session: Session, *, node: Node) -> list[int]:
     """Chunks ``node`` is running whose job was cancelled or failed meanwhile."""
-    return list(
-        session.exec(
-            select(SimChunk.id).where(
-                SimChunk.node_id == node.id,
-                SimChunk.status == ChunkStatus.CANCELLED.value,
-                col(SimChunk.lease_token_hash).isnot(None),
-            )
-        ).all()
-    )  # type: ignore[arg-type]
+    ids = session.exec(
+        select(SimChunk.id).where(
+            col(SimChunk.node_id) == node.id,
+            col(SimChunk.status) == ChunkStatus.CANCELLED.value,
+            col(SimChunk.lease_token_hash).isnot(None),
+        )
+    ).all()
+    return [i for i in ids if i is not None]
 
 
 def release_chunks(
@@ -259,13 +261,13 @@ def release_chunks(
         sa.update(SimChunk)
         .where(
             col(SimChunk.id).in_(ids),
-            SimChunk.node_id == node.id,
-            SimChunk.status == ChunkStatus.LEASED.value,
-            SimChunk.lease_token_hash == hash_token(lease_token),
+            col(SimChunk.node_id) == node.id,
+            col(SimChunk.status) == ChunkStatus.LEASED.value,
+            col(SimChunk.lease_token_hash) == hash_token(lease_token),
         )
         .values(
             status=ChunkStatus.PENDING.value,
-            attempts=sa.case((SimChunk.attempts > 0, SimChunk.attempts - 1), else_=0),
+            attempts=sa.case((col(SimChunk.attempts) > 0, SimChunk.attempts - 1), else_=0),
             lease_token_hash=None,
             lease_expires_at=None,
         )
@@ -273,17 +275,18 @@ def release_chunks(
     )
     session.execute(
         sa.update(SimChunk)
-        .where(col(SimChunk.id).in_(ids), SimChunk.node_id == node.id,
-               SimChunk.status == ChunkStatus.CANCELLED.value)
+        .where(
+            col(SimChunk.id).in_(ids),
+            col(SimChunk.node_id) == node.id,
+            col(SimChunk.status) == ChunkStatus.CANCELLED.value,
+        )
         .values(lease_token_hash=None)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def requeue_expired(
-    session: Session, *, now: datetime | None = None
-) -> tuple[int, list[SimJob]]:
+def requeue_expired(session: Session, *, now: datetime | None = None) -> tuple[int, list[SimJob]]:
     """Return chunks whose lease ran out to pending; fail jobs whose chunk keeps expiring.
 
     Returns how many chunks were requeued and the jobs that failed because of it (for the
@@ -292,14 +295,21 @@ def requeue_expired(
     now = now or utcnow()
     rows = session.execute(
         sa.update(SimChunk)
-        .where(SimChunk.status == ChunkStatus.LEASED.value, col(SimChunk.lease_expires_at) < now)
+        .where(
+            col(SimChunk.status) == ChunkStatus.LEASED.value, col(SimChunk.lease_expires_at) < now
+        )
         .values(
             status=ChunkStatus.PENDING.value,
             lease_token_hash=None,
             lease_expires_at=None,
             expirations=SimChunk.expirations + 1,
         )
-        .returning(SimChunk.id, SimChunk.job_id, SimChunk.expirations, SimChunk.seed_offset)
+        .returning(
+            col(SimChunk.id),
+            col(SimChunk.job_id),
+            col(SimChunk.expirations),
+            col(SimChunk.seed_offset),
+        )
         .execution_options(synchronize_session=False)
     ).all()
     failed: list[SimJob] = []
@@ -325,20 +335,26 @@ def _lock_chunks(session: Session, ids: list[int]) -> dict[int, SimChunk]:
     stmt = select(SimChunk).where(col(SimChunk.id).in_(ids)).order_by(col(SimChunk.id))
     if is_postgres(session.get_bind()):  # type: ignore[arg-type]
         stmt = stmt.with_for_update()
-    return {c.id: c for c in session.exec(stmt.execution_options(populate_existing=True)).all() if c.id is not None}
+    return {
+        c.id: c
+        for c in session.exec(stmt.execution_options(populate_existing=True)).all()
+        if c.id is not None
+    }
 
 
 def _held_lease(session: Session, chunk: SimChunk, node: Node, token_hash: str) -> bool:
-    if chunk.lease_token_hash is not None and hmac.compare_digest(chunk.lease_token_hash, token_hash):
+    if chunk.lease_token_hash is not None and hmac.compare_digest(
+        chunk.lease_token_hash, token_hash
+    ):
         return chunk.node_id == node.id
     # A late result: the lease ran out (or the chunk went to another node) but this node
     # did hold it once. The result is deterministic, so it is as good as any other.
     return (
         session.exec(
             select(ChunkLease.id).where(
-                ChunkLease.chunk_id == chunk.id,
-                ChunkLease.token_hash == token_hash,
-                ChunkLease.node_id == node.id,
+                col(ChunkLease.chunk_id) == chunk.id,
+                col(ChunkLease.token_hash) == token_hash,
+                col(ChunkLease.node_id) == node.id,
             )
         ).first()
         is not None
@@ -394,7 +410,11 @@ def complete_chunks(
 
 
 def _judge(
-    session: Session, chunk: SimChunk | None, node: Node, completion: Completion, result: ChunkResult
+    session: Session,
+    chunk: SimChunk | None,
+    node: Node,
+    completion: Completion,
+    result: ChunkResult,
 ) -> CompletionOutcome:
     cid = completion.chunk_id
     if chunk is None:
@@ -403,7 +423,9 @@ def _judge(
     if chunk.status == ChunkStatus.COMPLETED.value:
         return CompletionOutcome(cid, Outcome.DUPLICATE.value, "already completed")
     if not _held_lease(session, chunk, node, token_hash):
-        return CompletionOutcome(cid, Outcome.REJECTED.value, "this node does not hold a lease on the chunk")
+        return CompletionOutcome(
+            cid, Outcome.REJECTED.value, "this node does not hold a lease on the chunk"
+        )
     if chunk.status in (ChunkStatus.CANCELLED.value, ChunkStatus.FAILED.value):
         chunk.lease_token_hash = None
         session.add(chunk)
@@ -430,7 +452,9 @@ def _count_progress(
             sa.update(SimJob)
             .where(col(SimJob.id) == job_id)
             .values(completed_iterations=SimJob.completed_iterations + per_job[job_id])
-            .returning(SimJob.completed_iterations, SimJob.total_iterations, SimJob.status)
+            .returning(
+                col(SimJob.completed_iterations), col(SimJob.total_iterations), col(SimJob.status)
+            )
             .execution_options(synchronize_session=False)
         ).one()
         if done >= total and status in ACTIVE_JOB_STATUSES:
@@ -443,16 +467,14 @@ def _count_progress(
 def _update_throughput(node: Node, samples: list[tuple[int, float]]) -> None:
     rate = sum(i for i, _ in samples) / sum(s for _, s in samples)
     old = node.iterations_per_second
-    node.iterations_per_second = (
-        rate if old is None else old + THROUGHPUT_SMOOTHING * (rate - old)
-    )
+    node.iterations_per_second = rate if old is None else old + THROUGHPUT_SMOOTHING * (rate - old)
 
 
 def merged_result(session: Session, *, job: SimJob) -> ChunkResult:
     """Merge a job's completed chunk results in seed order."""
     rows = session.exec(
         select(SimChunk.result)
-        .where(SimChunk.job_id == job.id, SimChunk.status == ChunkStatus.COMPLETED.value)
+        .where(col(SimChunk.job_id) == job.id, col(SimChunk.status) == ChunkStatus.COMPLETED.value)
         .order_by(col(SimChunk.seed_offset))
     ).all()
     return merge_in_seed_order(ChunkResult.from_dict(r) for r in rows)
@@ -470,9 +492,12 @@ def fail_chunk(
     """Record a node's error for a chunk it holds. Returns the job if it failed because of it."""
     now = now or utcnow()
     chunk = _lock_chunks(session, [chunk_id]).get(chunk_id)
-    if chunk is None or chunk.status != ChunkStatus.LEASED.value or not tokens_match(
-        lease_token, chunk.lease_token_hash
-    ) or chunk.node_id != node.id:
+    if (
+        chunk is None
+        or chunk.status != ChunkStatus.LEASED.value
+        or not tokens_match(lease_token, chunk.lease_token_hash)
+        or chunk.node_id != node.id
+    ):
         raise LeaseLost(f"chunk {chunk_id} is not leased to this node")
     error = (error or "unknown error")[:1500]
     chunk.failures += 1
@@ -503,7 +528,7 @@ def _stop_open_chunks(session: Session, *, job_id: int) -> None:
     session.execute(
         sa.update(SimChunk)
         .where(
-            SimChunk.job_id == job_id,
+            col(SimChunk.job_id) == job_id,
             col(SimChunk.status).in_((ChunkStatus.PENDING.value, ChunkStatus.LEASED.value)),
         )
         .values(status=ChunkStatus.CANCELLED.value, lease_expires_at=None)
@@ -523,9 +548,9 @@ def fail_job(session: Session, *, job: SimJob, error: str, now: datetime | None 
 def cancel_job(session: Session, *, job: SimJob, now: datetime | None = None) -> bool:
     """Cancel an active job. Returns False if it had already ended."""
     locked = session.exec(
-        select(SimJob).where(SimJob.id == job.id).with_for_update()
+        select(SimJob).where(col(SimJob.id) == job.id).with_for_update()
         if is_postgres(session.get_bind())  # type: ignore[arg-type]
-        else select(SimJob).where(SimJob.id == job.id)
+        else select(SimJob).where(col(SimJob.id) == job.id)
     ).one()
     if locked.status not in ACTIVE_JOB_STATUSES:
         return False
@@ -536,7 +561,9 @@ def cancel_job(session: Session, *, job: SimJob, now: datetime | None = None) ->
     return True
 
 
-def complete_job(session: Session, *, job: SimJob, report: dict[str, Any], now: datetime | None = None) -> None:
+def complete_job(
+    session: Session, *, job: SimJob, report: dict[str, Any], now: datetime | None = None
+) -> None:
     """Store the report of a finished job."""
     job.status = JobStatus.COMPLETED.value
     job.result = report

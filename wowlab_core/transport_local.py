@@ -81,7 +81,9 @@ class LocalTransport:
         )
         return result
 
-    async def fail(self, creds: NodeCredentials, chunk_id: int, lease_token: str, error: str) -> None:
+    async def fail(
+        self, creds: NodeCredentials, chunk_id: int, lease_token: str, error: str
+    ) -> None:
         """Report a failure."""
         await self._call(self.coordinator.fail, creds, chunk_id, lease_token, error)
 
@@ -89,7 +91,9 @@ class LocalTransport:
         self, creds: NodeCredentials, chunk_ids: Sequence[int], lease_token: str
     ) -> int:
         """Hand chunks back."""
-        result: int = await self._call(self.coordinator.release, creds, list(chunk_ids), lease_token)
+        result: int = await self._call(
+            self.coordinator.release, creds, list(chunk_ids), lease_token
+        )
         return result
 
     async def go_offline(self, creds: NodeCredentials) -> None:

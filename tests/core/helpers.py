@@ -24,8 +24,14 @@ def make_user(db: Engine, name: str) -> User:
         return user
 
 
-def make_node(db: Engine, owner: User | None, *, name: str = "node", hooks: Hooks | None = None,
-              max_parallel: int = 2) -> tuple[Node, NodeCredentials]:
+def make_node(
+    db: Engine,
+    owner: User | None,
+    *,
+    name: str = "node",
+    hooks: Hooks | None = None,
+    max_parallel: int = 2,
+) -> tuple[Node, NodeCredentials]:
     """Register a node and, if ``owner`` is given, claim it with its code."""
     with write_session(db) as s:
         new = register_node(s, info=NodeInfo(name=name, max_parallel=max_parallel), hooks=hooks)
@@ -38,10 +44,28 @@ def make_node(db: Engine, owner: User | None, *, name: str = "node", hooks: Hook
     return node, NodeCredentials(node_id=node.id or 0, token=token)
 
 
-def make_job(db: Engine, user: User, hooks: Hooks, *, iterations: int = 100, chunks: int | None = 4,
-             seed: int = 1, config: dict[str, Any] | None = None, **kwargs: Any) -> int:
+def make_job(
+    db: Engine,
+    user: User,
+    hooks: Hooks,
+    *,
+    iterations: int = 100,
+    chunks: int | None = 4,
+    seed: int = 1,
+    config: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> int:
     with write_session(db) as s:
-        job = submit_job(s, user=user, config=config or TOY, iterations=iterations, engine_name="toy",
-                         seed=seed, hooks=hooks, chunks=chunks, **kwargs)
+        job = submit_job(
+            s,
+            user=user,
+            config=config or TOY,
+            iterations=iterations,
+            engine_name="toy",
+            seed=seed,
+            hooks=hooks,
+            chunks=chunks,
+            **kwargs,
+        )
         s.commit()
         return job.id or 0

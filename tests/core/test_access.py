@@ -26,7 +26,10 @@ MATRIX = {
     "friends": ({"owner", "friend"}, [(AccessType.FRIENDS, None)]),
     "guild": ({"owner", "guildie"}, [(AccessType.GUILD, "guild")]),
     "public": (set(PEOPLE), [(AccessType.PUBLIC, None)]),
-    "friends and guild": ({"owner", "friend", "guildie"}, [(AccessType.FRIENDS, None), (AccessType.GUILD, "guild")]),
+    "friends and guild": (
+        {"owner", "friend", "guildie"},
+        [(AccessType.FRIENDS, None), (AccessType.GUILD, "guild")],
+    ),
 }
 
 
@@ -47,14 +50,20 @@ def world(db: Engine) -> dict[str, int]:
     return ids
 
 
-def _grants(ids: dict[str, int], grants: list[tuple[AccessType, str | None]]) -> list[tuple[AccessType, int | None]]:
+def _grants(
+    ids: dict[str, int], grants: list[tuple[AccessType, str | None]]
+) -> list[tuple[AccessType, int | None]]:
     return [(kind, ids[target] if target else None) for kind, target in grants]
 
 
 def _allowed_by_query(db: Engine, node_id: int, hooks: Hooks) -> set[str]:
     with read_session(db) as s:
         people = {u.username: u for u in (s.get(User, i) for i in range(1, 100)) if u is not None}
-        return {name for name, user in people.items() if node_id in {n.id for n in usable_nodes(s, user, hooks=hooks)}}
+        return {
+            name
+            for name, user in people.items()
+            if node_id in {n.id for n in usable_nodes(s, user, hooks=hooks)}
+        }
 
 
 @pytest.mark.parametrize("case", list(MATRIX))
@@ -73,9 +82,14 @@ def test_access_matrix(db: Engine, world: dict[str, int], wowlab_hooks: Hooks, c
             assert user is not None
             assert may_use_node(s, user, node, hooks=wowlab_hooks) == (name in expected), name
     # The lease query agrees: the node leases exactly the jobs of the allowed people.
-    jobs = {name: make_job(db, s.get(User, world[name]) or owner, wowlab_hooks, iterations=5, chunks=1)  # type: ignore[arg-type]
-            for name in PEOPLE}
-    leased = {lease.job_id for lease in Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS).lease(creds, 20)}
+    jobs = {
+        name: make_job(db, s.get(User, world[name]) or owner, wowlab_hooks, iterations=5, chunks=1)  # type: ignore[arg-type]
+        for name in PEOPLE
+    }
+    leased = {
+        lease.job_id
+        for lease in Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS).lease(creds, 20)
+    }
     assert leased == {jobs[name] for name in expected}
 
 
@@ -101,16 +115,26 @@ def test_revoked_grants_stop_access(db: Engine, world: dict[str, int], wowlab_ho
     assert Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS).lease(creds, 5) == []
 
 
-def test_leaving_the_guild_or_unfriending_revokes(db: Engine, world: dict[str, int], wowlab_hooks: Hooks) -> None:
+def test_leaving_the_guild_or_unfriending_revokes(
+    db: Engine, world: dict[str, int], wowlab_hooks: Hooks
+) -> None:
     with read_session(db) as s:
         owner = s.get(User, world["owner"])
     node, _ = make_node(db, owner)
     with write_session(db) as s:
-        set_access(s, node=node, grants=_grants(world, [(AccessType.FRIENDS, None), (AccessType.GUILD, "guild")]))
+        set_access(
+            s,
+            node=node,
+            grants=_grants(world, [(AccessType.FRIENDS, None), (AccessType.GUILD, "guild")]),
+        )
         s.commit()
     with write_session(db) as s:
         s.delete(s.get(GuildMember, (world["guild"], world["guildie"])))
-        friendship = s.exec(__import__("sqlmodel").select(Friendship).where(Friendship.requester_id == world["friend"])).one()
+        friendship = s.exec(
+            __import__("sqlmodel")
+            .select(Friendship)
+            .where(Friendship.requester_id == world["friend"])
+        ).one()
         s.delete(friendship)
         s.commit()
     assert _allowed_by_query(db, node.id or 0, wowlab_hooks) == {"owner"}
@@ -125,7 +149,9 @@ def test_pending_nodes_are_nobodys(db: Engine, world: dict[str, int], wowlab_hoo
         assert all(n.id != node.id for n in usable_nodes(s, user))
 
 
-def test_own_nodes_only_jobs_skip_shared_nodes(db: Engine, world: dict[str, int], wowlab_hooks: Hooks) -> None:
+def test_own_nodes_only_jobs_skip_shared_nodes(
+    db: Engine, world: dict[str, int], wowlab_hooks: Hooks
+) -> None:
     with read_session(db) as s:
         owner, chosen = s.get(User, world["owner"]), s.get(User, world["chosen"])
     assert owner is not None and chosen is not None

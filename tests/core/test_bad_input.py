@@ -38,7 +38,10 @@ def snapshot(db: Engine) -> dict[str, list[Any]]:
     """Every row of every table."""
     with db.connect() as conn:
         return {
-            name: [tuple(map(str, row)) for row in conn.execute(sa.select(table).order_by(*table.primary_key.columns))]
+            name: [
+                tuple(map(str, row))
+                for row in conn.execute(sa.select(table).order_by(*table.primary_key.columns))
+            ]
             for name, table in SQLModel.metadata.tables.items()
         }
 
@@ -46,7 +49,7 @@ def snapshot(db: Engine) -> dict[str, list[Any]]:
 @pytest.fixture
 def setup(db: Engine, wowlab_hooks: Hooks) -> tuple[Engine, Hooks, User, NodeCredentials, Node]:
     owner = make_user(db, "owner")
-    node, creds = make_node(db, owner)
+    _, creds = make_node(db, owner)
     pending, _ = make_node(db, None, name="pending")
     return db, wowlab_hooks, owner, creds, pending
 
@@ -60,38 +63,93 @@ def submit(db: Engine, hooks: Hooks, user: User, **kwargs: Any) -> None:
 
 
 CASES: dict[str, tuple[type[WowlabError], str, Callable[..., Any]]] = {
-    "config with an unknown field": (ConfigInvalid, "spreed: unknown field",
-                                     lambda db, h, u, c, p: submit(db, h, u, config={"spreed": 3})),
-    "config of the wrong type": (ConfigInvalid, "must be a JSON object",
-                                 lambda db, h, u, c, p: submit(db, h, u, config=[1, 2])),
-    "config with NaN": (ConfigInvalid, "not valid JSON",
-                        lambda db, h, u, c, p: submit(db, h, u, config={"base_dps": float("nan")})),
-    "unknown engine": (EngineUnavailable, "unknown engine 'simc'",
-                       lambda db, h, u, c, p: submit(db, h, u, engine_name="simc")),
-    "zero iterations": (InvalidRequest, "iterations must be between 1",
-                        lambda db, h, u, c, p: submit(db, h, u, iterations=0)),
-    "negative iterations": (InvalidRequest, "iterations must be between 1",
-                            lambda db, h, u, c, p: submit(db, h, u, iterations=-5)),
-    "iterations above the limit": (InvalidRequest, "between 1 and 1,000,000, got 1,000,001",
-                                   lambda db, h, u, c, p: submit(db, h, u, iterations=1_000_001)),
-    "iterations not a number": (InvalidRequest, "iterations must be a whole number",
-                                lambda db, h, u, c, p: submit(db, h, u, iterations="100")),
-    "more chunks than iterations": (InvalidRequest, "chunks must be between 1 and 100",
-                                    lambda db, h, u, c, p: submit(db, h, u, chunks=101)),
-    "negative seed": (InvalidRequest, "seed must be between 0", lambda db, h, u, c, p: submit(db, h, u, seed=-1)),
-    "wrong claim code": (ClaimCodeInvalid, "no node is waiting with this claim code",
-                         lambda db, h, u, c, p: _claim(db, u, "ZZZ-ZZZ" if p.claim_code != "ZZZZZZ" else "YYYYYY")),
-    "malformed claim code": (ClaimCodeInvalid, "a claim code is 6 letters", lambda db, h, u, c, p: _claim(db, u, "0O1I")),
-    "expired claim code": (ClaimCodeExpired, "has expired", lambda db, h, u, c, p: _claim_expired(db, u, p)),
-    "wrong node token on lease": (AuthenticationFailed, "node id or token is not valid",
-                                  lambda db, h, u, c, p: _coord(db, h).lease(NodeCredentials(c.node_id, "nope"), 1)),
-    "wrong node token on complete": (AuthenticationFailed, "node id or token is not valid",
-                                     lambda db, h, u, c, p: _coord(db, h).complete(
-                                         NodeCredentials(c.node_id, c.token + "x"), [Completion(1, "t", {})])),
-    "node registration without a name": (InvalidRequest, "node name must be 1 to 100 characters",
-                                         lambda db, h, u, c, p: _coord(db, h).register(NodeInfo(name=" "))),
-    "node registration with zero workers": (InvalidRequest, "max_parallel must be between 1 and 256",
-                                            lambda db, h, u, c, p: _coord(db, h).register(NodeInfo(name="n", max_parallel=0))),
+    "config with an unknown field": (
+        ConfigInvalid,
+        "spreed: unknown field",
+        lambda db, h, u, c, p: submit(db, h, u, config={"spreed": 3}),
+    ),
+    "config of the wrong type": (
+        ConfigInvalid,
+        "must be a JSON object",
+        lambda db, h, u, c, p: submit(db, h, u, config=[1, 2]),
+    ),
+    "config with NaN": (
+        ConfigInvalid,
+        "not valid JSON",
+        lambda db, h, u, c, p: submit(db, h, u, config={"base_dps": float("nan")}),
+    ),
+    "unknown engine": (
+        EngineUnavailable,
+        "unknown engine 'simc'",
+        lambda db, h, u, c, p: submit(db, h, u, engine_name="simc"),
+    ),
+    "zero iterations": (
+        InvalidRequest,
+        "iterations must be between 1",
+        lambda db, h, u, c, p: submit(db, h, u, iterations=0),
+    ),
+    "negative iterations": (
+        InvalidRequest,
+        "iterations must be between 1",
+        lambda db, h, u, c, p: submit(db, h, u, iterations=-5),
+    ),
+    "iterations above the limit": (
+        InvalidRequest,
+        "between 1 and 1,000,000, got 1,000,001",
+        lambda db, h, u, c, p: submit(db, h, u, iterations=1_000_001),
+    ),
+    "iterations not a number": (
+        InvalidRequest,
+        "iterations must be a whole number",
+        lambda db, h, u, c, p: submit(db, h, u, iterations="100"),
+    ),
+    "more chunks than iterations": (
+        InvalidRequest,
+        "chunks must be between 1 and 100",
+        lambda db, h, u, c, p: submit(db, h, u, chunks=101),
+    ),
+    "negative seed": (
+        InvalidRequest,
+        "seed must be between 0",
+        lambda db, h, u, c, p: submit(db, h, u, seed=-1),
+    ),
+    "wrong claim code": (
+        ClaimCodeInvalid,
+        "no node is waiting with this claim code",
+        lambda db, h, u, c, p: _claim(db, u, "ZZZ-ZZZ" if p.claim_code != "ZZZZZZ" else "YYYYYY"),
+    ),
+    "malformed claim code": (
+        ClaimCodeInvalid,
+        "a claim code is 6 letters",
+        lambda db, h, u, c, p: _claim(db, u, "0O1I"),
+    ),
+    "expired claim code": (
+        ClaimCodeExpired,
+        "has expired",
+        lambda db, h, u, c, p: _claim_expired(db, u, p),
+    ),
+    "wrong node token on lease": (
+        AuthenticationFailed,
+        "node id or token is not valid",
+        lambda db, h, u, c, p: _coord(db, h).lease(NodeCredentials(c.node_id, "nope"), 1),
+    ),
+    "wrong node token on complete": (
+        AuthenticationFailed,
+        "node id or token is not valid",
+        lambda db, h, u, c, p: _coord(db, h).complete(
+            NodeCredentials(c.node_id, c.token + "x"), [Completion(1, "t", {})]
+        ),
+    ),
+    "node registration without a name": (
+        InvalidRequest,
+        "node name must be 1 to 100 characters",
+        lambda db, h, u, c, p: _coord(db, h).register(NodeInfo(name=" ")),
+    ),
+    "node registration with zero workers": (
+        InvalidRequest,
+        "max_parallel must be between 1 and 256",
+        lambda db, h, u, c, p: _coord(db, h).register(NodeInfo(name="n", max_parallel=0)),
+    ),
 }
 
 
@@ -125,7 +183,9 @@ def test_bad_input_is_refused_and_changes_nothing(setup: Any, case: str) -> None
 
 
 def test_malformed_json_names_line_and_column() -> None:
-    with pytest.raises(ConfigInvalid, match=r"config is not valid JSON: Expecting ',' delimiter at line 2 column 3"):
+    with pytest.raises(
+        ConfigInvalid, match=r"config is not valid JSON: Expecting ',' delimiter at line 2 column 3"
+    ):
         parse_json('{"a": 1\n  "b": 2}')
     with pytest.raises(ConfigInvalid, match="NaN is not allowed"):
         parse_json('{"a": NaN}')
@@ -134,6 +194,8 @@ def test_malformed_json_names_line_and_column() -> None:
 def test_errors_carry_a_json_body_naming_the_field() -> None:
     err = InvalidRequest("iterations must be between 1 and 10", field="iterations")
     assert json.loads(json.dumps(err.to_dict())) == {
-        "error": "InvalidRequest", "detail": "iterations must be between 1 and 10", "field": "iterations"
+        "error": "InvalidRequest",
+        "detail": "iterations must be between 1 and 10",
+        "field": "iterations",
     }
     assert err.status_code == 422 and AuthenticationFailed("x").status_code == 401

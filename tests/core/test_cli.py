@@ -18,10 +18,15 @@ from wowlab_core.testing.databases import fresh_postgres_database
 TOY = {"base_dps": 3000, "spread": 900}
 
 
-def wowlab(*args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def wowlab(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "wowlab_core", *args],
-        capture_output=True, text=True, timeout=timeout, input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
         env={**os.environ, **(env or {})},
     )
 
@@ -30,8 +35,10 @@ def wowlab(*args: str, env: dict[str, str] | None = None, stdin: str | None = No
 def toy_engine_installed() -> None:
     listed = json.loads(wowlab("plugins", "--json").stdout)
     if not any(p["module"] == "wowlab_example_plugin" for p in listed["plugins"]):
-        pytest.fail("the example plugin (tests/plugin_pkg) is not installed: run the suite through tox, "
-                    "or pip install -e tests/plugin_pkg")
+        pytest.fail(
+            "the example plugin (tests/plugin_pkg) is not installed: run the suite through tox, "
+            "or pip install -e tests/plugin_pkg"
+        )
 
 
 @pytest.fixture
@@ -54,7 +61,9 @@ def test_sim_json_is_byte_identical_however_the_job_is_cut(toy_config: Path) -> 
     outputs = {}
     for chunks in (1, 7, 64):
         for nodes in (1, 4):
-            text, timing = sim_json(toy_config, "--iterations", "3000", "--chunks", str(chunks), "--nodes", str(nodes))
+            text, timing = sim_json(
+                toy_config, "--iterations", "3000", "--chunks", str(chunks), "--nodes", str(nodes)
+            )
             outputs[(chunks, nodes)] = text
             assert set(timing) == {"wall_seconds", "events_per_second", "iterations_per_second"}
     assert len(set(outputs.values())) == 1, "reports differ between chunkings"
@@ -62,22 +71,51 @@ def test_sim_json_is_byte_identical_however_the_job_is_cut(toy_config: Path) -> 
     assert report["iterations"] == 3000 and report["seed"] == 2024
     assert 2900 < report["dps"]["mean"] < 3100
     # The raw output (timing included) is the report plus exactly one extra key.
-    done = wowlab("sim", str(toy_config), "--engine", "toy", "--seed", "2024", "--json", "-n", "3000", "--nodes", "2")
+    done = wowlab(
+        "sim",
+        str(toy_config),
+        "--engine",
+        "toy",
+        "--seed",
+        "2024",
+        "--json",
+        "-n",
+        "3000",
+        "--nodes",
+        "2",
+    )
     assert set(json.loads(done.stdout)) == set(report) | {"timing"}
 
 
 @pytest.mark.usefixtures("toy_engine_installed")
 def test_sim_prints_a_readable_report(toy_config: Path) -> None:
-    done = wowlab("sim", str(toy_config), "--engine", "toy", "--seed", "1", "-n", "500", "--nodes", "2")
+    done = wowlab(
+        "sim", str(toy_config), "--engine", "toy", "--seed", "1", "-n", "500", "--nodes", "2"
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("DPS ")
     assert "500 iterations, seed 1, engine toy" in done.stdout
-    assert "Distribution" in done.stdout and "Abilities" in done.stdout and "iterations/s" in done.stdout
+    assert (
+        "Distribution" in done.stdout
+        and "Abilities" in done.stdout
+        and "iterations/s" in done.stdout
+    )
 
 
 @pytest.mark.usefixtures("toy_engine_installed")
 def test_sim_reads_stdin(toy_config: Path) -> None:
-    done = wowlab("sim", "-", "--engine", "toy", "--seed", "5", "-n", "100", "--json", stdin=toy_config.read_text())
+    done = wowlab(
+        "sim",
+        "-",
+        "--engine",
+        "toy",
+        "--seed",
+        "5",
+        "-n",
+        "100",
+        "--json",
+        stdin=toy_config.read_text(),
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["iterations"] == 100
 
@@ -85,23 +123,45 @@ def test_sim_reads_stdin(toy_config: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "content", "message"),
     [
-        (["--engine", "toy"], '{"base_dps": 10,,}', "error: bad.json is not valid JSON: Expecting property name"),
-        (["--engine", "toy"], '{"base_dps": NaN}', "error: bad.json is not valid JSON: NaN is not allowed"),
+        (
+            ["--engine", "toy"],
+            '{"base_dps": 10,,}',
+            "error: bad.json is not valid JSON: Expecting property name",
+        ),
+        (
+            ["--engine", "toy"],
+            '{"base_dps": NaN}',
+            "error: bad.json is not valid JSON: NaN is not allowed",
+        ),
         (["--engine", "toy"], '{"spreed": 1}', "error: spreed: unknown field"),
         (["--engine", "simc"], "{}", "error: unknown engine 'simc'"),
         (["--engine", "toy", "-n", "0"], "{}", "error: iterations must be between 1 and"),
         (["--engine", "toy", "-n", "-4"], "{}", "error: iterations must be between 1 and"),
-        (["--engine", "toy", "-n", "5001", "--max-iterations", "5000"], "{}",
-         "error: iterations must be between 1 and 5,000, got 5,001"),
+        (
+            ["--engine", "toy", "-n", "5001", "--max-iterations", "5000"],
+            "{}",
+            "error: iterations must be between 1 and 5,000, got 5,001",
+        ),
         (["--engine", "toy", "--nodes", "0"], "{}", "error: nodes must be between 1 and 256"),
-        (["--engine", "toy", "--chunks", "2", "--chunk-size", "5"], "{}", "error: give --chunk-size or --chunks, not both"),
+        (
+            ["--engine", "toy", "--chunks", "2", "--chunk-size", "5"],
+            "{}",
+            "error: give --chunk-size or --chunks, not both",
+        ),
     ],
 )
 @pytest.mark.usefixtures("toy_engine_installed")
-def test_sim_errors_are_one_line(tmp_path: Path, args: list[str], content: str, message: str) -> None:
+def test_sim_errors_are_one_line(
+    tmp_path: Path, args: list[str], content: str, message: str
+) -> None:
     (tmp_path / "bad.json").write_text(content)
-    done = subprocess.run([sys.executable, "-m", "wowlab_core", "sim", "bad.json", *args],
-                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "wowlab_core", "sim", "bad.json", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.startswith(message), done.stderr
@@ -133,7 +193,11 @@ def test_plugins_finds_the_third_party_plugin_and_its_command() -> None:
     listed = json.loads(wowlab("plugins", "--json").stdout)
     [example] = [p for p in listed["plugins"] if p["module"] == "wowlab_example_plugin"]
     assert example["version"] == "0.3.1" and not example["builtin"]
-    assert example["hooks"] == ["wowlab_job_finished", "wowlab_register_commands", "wowlab_register_engines"]
+    assert example["hooks"] == [
+        "wowlab_job_finished",
+        "wowlab_register_commands",
+        "wowlab_register_engines",
+    ]
     hello = wowlab("example-hello", "raider")
     assert hello.returncode == 0 and hello.stdout == "hello raider from wowlab-example-plugin\n"
 
@@ -141,8 +205,16 @@ def test_plugins_finds_the_third_party_plugin_and_its_command() -> None:
 @pytest.mark.usefixtures("toy_engine_installed")
 def test_third_party_event_hook_is_called(tmp_path: Path, toy_config: Path) -> None:
     log = tmp_path / "events.jsonl"
-    done = wowlab("sim", str(toy_config), "--engine", "toy", "-n", "50", "--json",
-                  env={"WOWLAB_EXAMPLE_PLUGIN_LOG": str(log)})
+    done = wowlab(
+        "sim",
+        str(toy_config),
+        "--engine",
+        "toy",
+        "-n",
+        "50",
+        "--json",
+        env={"WOWLAB_EXAMPLE_PLUGIN_LOG": str(log)},
+    )
     assert done.returncode == 0, done.stderr
     assert [json.loads(line)["status"] for line in log.read_text().splitlines()] == ["completed"]
 

@@ -10,15 +10,14 @@ from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from wowlab_core.access import usable_nodes
-from wowlab_core.agent import AgentOptions, NodeAgent
+from wowlab_core.access import grant_access, usable_nodes
+from wowlab_core.agent import NodeAgent
 from wowlab_core.cache import CacheSettings
 from wowlab_core.coordinator import Coordinator
 from wowlab_core.db import read_session, write_session
 from wowlab_core.errors import InvalidRequest
 from wowlab_core.hookspecs import hookimpl
 from wowlab_core.models import AccessType, Guild, Node, SimChunk, User
-from wowlab_core.access import grant_access
 from wowlab_core.plugins import Hooks
 from wowlab_core.protocol import Completion, NodeInfo
 from wowlab_core.testing.conformance import toy_result
@@ -105,7 +104,9 @@ def test_wowlab_node_claimed(sqlite_db: Engine, wowlab_hooks: Hooks, register_pl
     register_plugin(Listener())
     from wowlab_core.localpool import run_local_simulation
 
-    run = run_local_simulation({"base_dps": 10}, hooks=wowlab_hooks, iterations=20, nodes=2, engine_name="toy")
+    run = run_local_simulation(
+        {"base_dps": 10}, hooks=wowlab_hooks, iterations=20, nodes=2, engine_name="toy"
+    )
     assert run.status == "completed"
     assert sorted(seen) == [("local-1", "local"), ("local-2", "local")]
 
@@ -117,13 +118,18 @@ def test_wowlab_plan_chunks(sqlite_db: Engine, wowlab_hooks: Hooks, register_plu
         @hookimpl
         def wowlab_plan_chunks(self, job: Any, capacity: Any) -> list[ChunkPlan]:
             half = capacity.iterations // 2
-            return [ChunkPlan(capacity.start, half), ChunkPlan(capacity.start + half, capacity.iterations - half)]
+            return [
+                ChunkPlan(capacity.start, half),
+                ChunkPlan(capacity.start + half, capacity.iterations - half),
+            ]
 
     register_plugin(Halves())
     user = make_user(sqlite_db, "u")
     job_id = make_job(sqlite_db, user, wowlab_hooks, iterations=101, chunks=None)
     with read_session(sqlite_db) as s:
-        sizes = sorted(c.iterations for c in s.exec(select(SimChunk).where(SimChunk.job_id == job_id)))
+        sizes = sorted(
+            c.iterations for c in s.exec(select(SimChunk).where(SimChunk.job_id == job_id))
+        )
     assert sizes == [50, 51]
 
     class Broken:
@@ -149,7 +155,12 @@ def test_wowlab_chunk_size(sqlite_db: Engine, wowlab_hooks: Hooks, register_plug
     user = make_user(sqlite_db, "u")
     job_id = make_job(sqlite_db, user, wowlab_hooks, iterations=100, chunks=None)
     with read_session(sqlite_db) as s:
-        sizes = [c.iterations for c in s.exec(select(SimChunk).where(SimChunk.job_id == job_id).order_by(SimChunk.seed_offset))]
+        sizes = [
+            c.iterations
+            for c in s.exec(
+                select(SimChunk).where(SimChunk.job_id == job_id).order_by(SimChunk.seed_offset)
+            )
+        ]
     assert sizes == [30, 30, 30, 10] and calls == [100]
 
 
@@ -225,10 +236,14 @@ def test_wowlab_user_groups(sqlite_db: Engine, wowlab_hooks: Hooks, register_plu
     with read_session(sqlite_db) as s:
         assert [n.id for n in usable_nodes(s, raider, hooks=wowlab_hooks)] == [node.id]
     make_job(sqlite_db, raider, wowlab_hooks, iterations=10, chunks=1)
-    assert len(Coordinator(sqlite_db, hooks=wowlab_hooks, settings=TEST_SETTINGS).lease(creds, 5)) == 1
+    assert (
+        len(Coordinator(sqlite_db, hooks=wowlab_hooks, settings=TEST_SETTINGS).lease(creds, 5)) == 1
+    )
 
 
-def test_wowlab_chunk_completed_and_wowlab_job_finished(sqlite_db: Engine, wowlab_hooks: Hooks, register_plugin: Any) -> None:
+def test_wowlab_chunk_completed_and_wowlab_job_finished(
+    sqlite_db: Engine, wowlab_hooks: Hooks, register_plugin: Any
+) -> None:
     events: list[tuple[str, Any]] = []
 
     class Listener:
@@ -258,7 +273,9 @@ def test_wowlab_chunk_completed_and_wowlab_job_finished(sqlite_db: Engine, wowla
     assert events == [("chunk", (0, 10)), ("chunk", (10, 10)), ("job", "completed")]
 
 
-def test_wowlab_job_finished_on_failure(sqlite_db: Engine, wowlab_hooks: Hooks, register_plugin: Any) -> None:
+def test_wowlab_job_finished_on_failure(
+    sqlite_db: Engine, wowlab_hooks: Hooks, register_plugin: Any
+) -> None:
     finished: list[str] = []
 
     class Listener:
@@ -270,6 +287,12 @@ def test_wowlab_job_finished_on_failure(sqlite_db: Engine, wowlab_hooks: Hooks, 
 
     from wowlab_core.localpool import run_local_simulation
 
-    run = run_local_simulation({"fail": 1}, hooks=wowlab_hooks, iterations=10, nodes=1, engine_name="toy")
+    run = run_local_simulation(
+        {"fail": 1}, hooks=wowlab_hooks, iterations=10, nodes=1, engine_name="toy"
+    )
     assert run.status == "failed" and run.report is None
-    assert len(finished) == 1 and finished[0].startswith("failed: chunk") and "toy engine told to fail" in finished[0]
+    assert (
+        len(finished) == 1
+        and finished[0].startswith("failed: chunk")
+        and "toy engine told to fail" in finished[0]
+    )

@@ -22,7 +22,7 @@ def signature_of(name: str) -> str:
 
 
 def is_firstresult(name: str) -> bool:
-    opts = getattr(getattr(hookspecs, name), "wowlab_spec")
+    opts = getattr(hookspecs, name).wowlab_spec
     return bool(opts.get("firstresult"))
 
 

@@ -23,7 +23,6 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from wowlab_core.coordinator import Coordinator, CoordinatorSettings
 from wowlab_core.db import create_all, create_db_engine, read_session
 from wowlab_core.localpool import run_local_simulation
 from wowlab_core.models import ChunkStatus, JobStatus, Node, SimChunk, SimJob
@@ -31,7 +30,7 @@ from wowlab_core.nodes import claim_and_announce
 from wowlab_core.plugins import Hooks
 from wowlab_core.report import dumps_report
 
-from .helpers import make_job, make_node, make_user
+from .helpers import make_job, make_user
 
 SLOW = {"base_dps": 2000, "spread": 500, "sleep_ms": 1500}
 LEASE_SECONDS = 2.0
@@ -40,13 +39,38 @@ LEASE_SECONDS = 2.0
 class NodeProcess:
     """``wowlab node run`` in a subprocess, its output collected line by line."""
 
-    def __init__(self, db_url: str, settings_file: Path, name: str) -> None:
-        env = {**os.environ, "WOWLAB_LEASE_SECONDS": str(LEASE_SECONDS), "WOWLAB_HEARTBEAT_SECONDS": "0.5",
-               "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    def __init__(
+        self, db_url: str, settings_file: Path, name: str, lease_seconds: float = LEASE_SECONDS
+    ) -> None:
+        env = {
+            **os.environ,
+            "WOWLAB_LEASE_SECONDS": str(lease_seconds),
+            "WOWLAB_HEARTBEAT_SECONDS": "0.5",
+            "PYTHONUNBUFFERED": "1",
+            "COLUMNS": "200",
+        }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wowlab_core", "node", "run", "--transport", "local", "--url", db_url,
-             "--name", name, "--max-parallel", "1", "--settings-file", str(settings_file)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            [
+                sys.executable,
+                "-m",
+                "wowlab_core",
+                "node",
+                "run",
+                "--transport",
+                "local",
+                "--url",
+                db_url,
+                "--name",
+                name,
+                "--max-parallel",
+                "1",
+                "--settings-file",
+                str(settings_file),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
         )
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -62,7 +86,9 @@ class NodeProcess:
             for line in list(self.lines):
                 if m := re.search(pattern, line):
                     return m
-            if self.proc.poll() is not None and not any(re.search(pattern, ln) for ln in self.lines):
+            if self.proc.poll() is not None and not any(
+                re.search(pattern, ln) for ln in self.lines
+            ):
                 break
             time.sleep(0.05)
         raise AssertionError(f"node never printed {pattern!r}; output:\n" + "\n".join(self.lines))
@@ -106,7 +132,9 @@ def _leased_chunk(db: Engine, job_id: int, timeout: float = 30) -> SimChunk:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with read_session(db) as s:
-            chunk = s.exec(select(SimChunk).where(SimChunk.job_id == job_id, SimChunk.status == "leased")).first()
+            chunk = s.exec(
+                select(SimChunk).where(SimChunk.job_id == job_id, SimChunk.status == "leased")
+            ).first()
             if chunk is not None:
                 return chunk
         time.sleep(0.05)
@@ -138,7 +166,9 @@ def test_node_killed_mid_chunk_its_chunk_is_reissued_and_the_report_is_unchanged
     # A second node takes over once the victim's lease has run out.
     rescuer = NodeProcess(url, tmp_path / "rescuer.json", "rescuer")
     nodes.append(rescuer)
-    claim_and_announce(db, user_id=owner.id or 0, code=rescuer.wait_for(r"claim code: (\w{3}-\w{3})").group(1))
+    claim_and_announce(
+        db, user_id=owner.id or 0, code=rescuer.wait_for(r"claim code: (\w{3}-\w{3})").group(1)
+    )
     job = _wait_job(db, job_id)
     assert job.status == JobStatus.COMPLETED.value, job.error
     with read_session(db) as s:
@@ -147,11 +177,20 @@ def test_node_killed_mid_chunk_its_chunk_is_reissued_and_the_report_is_unchanged
         assert reissued is not None and reissued.attempts == 2 and reissued.expirations == 1
         assert reissued.node_id == rescuer_node.id
     # The same job, undisturbed, in one go: byte-identical report.
-    undisturbed = run_local_simulation(SLOW | {"sleep_ms": 0}, hooks=wowlab_hooks, iterations=600, seed=99,
-                                       nodes=2, engine_name="toy", chunks=5)
+    undisturbed = run_local_simulation(
+        SLOW | {"sleep_ms": 0},
+        hooks=wowlab_hooks,
+        iterations=600,
+        seed=99,
+        nodes=2,
+        engine_name="toy",
+        chunks=5,
+    )
     disturbed = dict(job.result)
     expected = dict(undisturbed.report or {})
-    assert disturbed.pop("config_hash") != expected.pop("config_hash")  # sleep_ms differs, nothing else
+    assert disturbed.pop("config_hash") != expected.pop(
+        "config_hash"
+    )  # sleep_ms differs, nothing else
     assert dumps_report(disturbed) == dumps_report(expected)
 
 
@@ -162,7 +201,9 @@ def test_sigterm_finishes_the_running_chunk_then_exits(
     owner = make_user(db, "owner")
     node = NodeProcess(url, tmp_path / "node.json", "graceful")
     nodes.append(node)
-    claim_and_announce(db, user_id=owner.id or 0, code=node.wait_for(r"claim code: (\w{3}-\w{3})").group(1))
+    claim_and_announce(
+        db, user_id=owner.id or 0, code=node.wait_for(r"claim code: (\w{3}-\w{3})").group(1)
+    )
     job_id = make_job(db, owner, wowlab_hooks, iterations=300, chunks=3, config=SLOW)
     chunk = _leased_chunk(db, job_id)
     node.proc.send_signal(signal.SIGTERM)
@@ -171,8 +212,12 @@ def test_sigterm_finishes_the_running_chunk_then_exits(
     with read_session(db) as s:
         done = s.get(SimChunk, chunk.id)
         assert done is not None and done.status == ChunkStatus.COMPLETED.value
-        others = s.exec(select(SimChunk).where(SimChunk.job_id == job_id, SimChunk.id != chunk.id)).all()
-        assert {c.status for c in others} == {ChunkStatus.PENDING.value}  # nothing taken after the signal
+        others = s.exec(
+            select(SimChunk).where(SimChunk.job_id == job_id, SimChunk.id != chunk.id)
+        ).all()
+        assert {c.status for c in others} == {
+            ChunkStatus.PENDING.value
+        }  # nothing taken after the signal
         assert s.exec(select(Node).where(Node.name == "graceful")).one().status == "offline"
 
 
@@ -181,10 +226,15 @@ def test_second_signal_hands_leases_back(
 ) -> None:
     db, url = shared_db
     owner = make_user(db, "owner")
-    node = NodeProcess(url, tmp_path / "node.json", "impatient")
+    # Long leases: the chunk can only be pending again because the node handed it back.
+    node = NodeProcess(url, tmp_path / "node.json", "impatient", lease_seconds=120)
     nodes.append(node)
-    claim_and_announce(db, user_id=owner.id or 0, code=node.wait_for(r"claim code: (\w{3}-\w{3})").group(1))
-    job_id = make_job(db, owner, wowlab_hooks, iterations=100, chunks=1, config=SLOW | {"sleep_ms": 20_000})
+    claim_and_announce(
+        db, user_id=owner.id or 0, code=node.wait_for(r"claim code: (\w{3}-\w{3})").group(1)
+    )
+    job_id = make_job(
+        db, owner, wowlab_hooks, iterations=100, chunks=1, config=SLOW | {"sleep_ms": 20_000}
+    )
     chunk = _leased_chunk(db, job_id)
     node.proc.send_signal(signal.SIGINT)
     node.wait_for("stopping; finishing 1 running chunk")
@@ -203,7 +253,9 @@ def test_restarted_node_keeps_its_identity_and_secret_file_is_private(
     settings = tmp_path / "node.json"
     first = NodeProcess(url, settings, "keeper")
     nodes.append(first)
-    claim_and_announce(db, user_id=owner.id or 0, code=first.wait_for(r"claim code: (\w{3}-\w{3})").group(1))
+    claim_and_announce(
+        db, user_id=owner.id or 0, code=first.wait_for(r"claim code: (\w{3}-\w{3})").group(1)
+    )
     first.wait_for("claimed by owner")
     first.proc.send_signal(signal.SIGTERM)
     assert first.proc.wait(30) == 0
@@ -212,7 +264,9 @@ def test_restarted_node_keeps_its_identity_and_secret_file_is_private(
     assert saved["node_id"] and len(saved["token"]) >= 40
     with read_session(db) as s:
         stored = s.get(Node, saved["node_id"])
-        assert stored is not None and saved["token"] not in stored.token_hash  # only the hash is stored
+        assert (
+            stored is not None and saved["token"] not in stored.token_hash
+        )  # only the hash is stored
     second = NodeProcess(url, settings, "keeper")
     nodes.append(second)
     second.wait_for("claimed by owner")  # no new claim code: same node, same owner

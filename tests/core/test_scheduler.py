@@ -33,12 +33,16 @@ def _job(db: Engine, job_id: int) -> SimJob:
 
 
 @pytest.mark.postgres
-def test_concurrent_leasers_never_share_a_chunk_on_postgres(postgres_db: Engine, wowlab_hooks: Hooks) -> None:
+def test_concurrent_leasers_never_share_a_chunk_on_postgres(
+    postgres_db: Engine, wowlab_hooks: Hooks
+) -> None:
     """≥ 8 concurrent leasers, ≥ 2,000 chunks: every chunk leased exactly once."""
     owner = make_user(postgres_db, "owner")
     nodes = [make_node(postgres_db, owner, name=f"n{i}")[1] for i in range(10)]
     job_id = make_job(postgres_db, owner, wowlab_hooks, iterations=2400, chunks=2400)
-    coordinator = Coordinator(postgres_db, hooks=wowlab_hooks, settings=TEST_SETTINGS.__class__(lease_seconds=600))
+    coordinator = Coordinator(
+        postgres_db, hooks=wowlab_hooks, settings=TEST_SETTINGS.__class__(lease_seconds=600)
+    )
     start = threading.Barrier(len(nodes))
 
     def leaser(creds: object) -> list[int]:
@@ -65,7 +69,9 @@ def test_a_thousand_duplicate_completions_count_once(db: Engine, wowlab_hooks: H
     owner = make_user(db, "owner")
     _, creds = make_node(db, owner)
     job_id = make_job(db, owner, wowlab_hooks, iterations=40, chunks=2)
-    coordinator = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS.__class__(lease_seconds=600))
+    coordinator = Coordinator(
+        db, hooks=wowlab_hooks, settings=TEST_SETTINGS.__class__(lease_seconds=600)
+    )
     first, second = coordinator.lease(creds, 2)
     completion = Completion(first.chunk_id, first.lease_token, toy_result(first))
     outcomes: list[str] = []
@@ -85,19 +91,25 @@ def test_a_thousand_duplicate_completions_count_once(db: Engine, wowlab_hooks: H
     assert outcomes.count(Outcome.DUPLICATE.value) == 999
     job = _job(db, job_id)
     assert job.completed_iterations == 20 and job.status == JobStatus.RUNNING.value
-    coordinator.complete(creds, [Completion(second.chunk_id, second.lease_token, toy_result(second))])
+    coordinator.complete(
+        creds, [Completion(second.chunk_id, second.lease_token, toy_result(second))]
+    )
     job = _job(db, job_id)
     assert job.completed_iterations == 40 and job.status == JobStatus.COMPLETED.value
     assert job.result["iterations"] == 40
 
 
 @pytest.mark.postgres
-def test_concurrent_duplicates_from_many_connections_on_postgres(postgres_db: Engine, wowlab_hooks: Hooks) -> None:
+def test_concurrent_duplicates_from_many_connections_on_postgres(
+    postgres_db: Engine, wowlab_hooks: Hooks
+) -> None:
     """The first result wins under a real race: 16 threads complete the same chunk at once."""
     owner = make_user(postgres_db, "owner")
     _, creds = make_node(postgres_db, owner)
     job_id = make_job(postgres_db, owner, wowlab_hooks, iterations=10, chunks=1)
-    coordinator = Coordinator(postgres_db, hooks=wowlab_hooks, settings=TEST_SETTINGS.__class__(lease_seconds=600))
+    coordinator = Coordinator(
+        postgres_db, hooks=wowlab_hooks, settings=TEST_SETTINGS.__class__(lease_seconds=600)
+    )
     [lease] = coordinator.lease(creds, 1)
     completion = Completion(lease.chunk_id, lease.lease_token, toy_result(lease))
     barrier = threading.Barrier(16)
@@ -113,7 +125,9 @@ def test_concurrent_duplicates_from_many_connections_on_postgres(postgres_db: En
     assert job.completed_iterations == 10 and job.status == JobStatus.COMPLETED.value
 
 
-def test_lease_expiry_returns_chunks_and_repeated_expiry_fails_the_job(db: Engine, wowlab_hooks: Hooks) -> None:
+def test_lease_expiry_returns_chunks_and_repeated_expiry_fails_the_job(
+    db: Engine, wowlab_hooks: Hooks
+) -> None:
     owner = make_user(db, "owner")
     _, creds = make_node(db, owner)
     job_id = make_job(db, owner, wowlab_hooks, iterations=10, chunks=1)
@@ -132,20 +146,27 @@ def test_lease_expiry_returns_chunks_and_repeated_expiry_fails_the_job(db: Engin
     assert job.error is not None and f"timed out {MAX_EXPIRATIONS} times" in job.error
 
 
-def test_job_without_eligible_node_stays_pending_and_says_why(db: Engine, wowlab_hooks: Hooks) -> None:
+def test_job_without_eligible_node_stays_pending_and_says_why(
+    db: Engine, wowlab_hooks: Hooks
+) -> None:
     owner = make_user(db, "owner")
     job_id = make_job(db, owner, wowlab_hooks, iterations=1000, chunks=None)
     job = _job(db, job_id)
     assert job.status == JobStatus.PENDING.value and job.status_reason == NO_NODE_REASON
     with read_session(db) as s:
-        assert sum(c.iterations for c in s.exec(select(SimChunk).where(SimChunk.job_id == job_id))) == 1000
+        assert (
+            sum(c.iterations for c in s.exec(select(SimChunk).where(SimChunk.job_id == job_id)))
+            == 1000
+        )
     _, creds = make_node(db, owner)  # a node arrives: the job starts and the reason goes
     Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS).lease(creds, 1)
     job = _job(db, job_id)
     assert job.status == JobStatus.RUNNING.value and job.status_reason is None
 
 
-def test_silent_nodes_go_offline_and_stale_ones_are_deleted_keeping_history(db: Engine, wowlab_hooks: Hooks) -> None:
+def test_silent_nodes_go_offline_and_stale_ones_are_deleted_keeping_history(
+    db: Engine, wowlab_hooks: Hooks
+) -> None:
     owner = make_user(db, "owner")
     node, creds = make_node(db, owner)
     job_id = make_job(db, owner, wowlab_hooks, iterations=10, chunks=1)
@@ -153,7 +174,12 @@ def test_silent_nodes_go_offline_and_stale_ones_are_deleted_keeping_history(db: 
     [lease] = coordinator.lease(creds, 1)
     coordinator.complete(creds, [Completion(lease.chunk_id, lease.lease_token, toy_result(lease))])
     with write_session(db) as s:
-        assert mark_offline_nodes(s, silent_for=timedelta(seconds=60), now=utcnow() + timedelta(minutes=5)) == 1
+        assert (
+            mark_offline_nodes(
+                s, silent_for=timedelta(seconds=60), now=utcnow() + timedelta(minutes=5)
+            )
+            == 1
+        )
         s.commit()
     with write_session(db) as s:
         assert delete_stale_nodes(s, days=30, now=utcnow() + timedelta(days=31)) == 1
@@ -161,5 +187,9 @@ def test_silent_nodes_go_offline_and_stale_ones_are_deleted_keeping_history(db: 
     with read_session(db) as s:
         assert s.get(Node, node.id) is None
         [chunk] = s.exec(select(SimChunk).where(SimChunk.job_id == job_id)).all()
-        assert chunk.status == ChunkStatus.COMPLETED.value and chunk.node_id is None and chunk.result is not None
+        assert (
+            chunk.status == ChunkStatus.COMPLETED.value
+            and chunk.node_id is None
+            and chunk.result is not None
+        )
         assert s.get(User, owner.id) is not None

@@ -26,7 +26,8 @@ def _url_option(f: click.decorators.FC) -> click.decorators.FC:
 @click.option("--revision", default="head", show_default=True)
 def upgrade(database_url: str | None, revision: str) -> None:
     """Create or migrate the schema to the newest revision."""
-    from wowlab_core.migrate import current_revision, upgrade as do_upgrade
+    from wowlab_core.migrate import current_revision
+    from wowlab_core.migrate import upgrade as do_upgrade
 
     engine = create_db_engine(database_url or default_database_url())
     try:

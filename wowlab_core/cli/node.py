@@ -11,13 +11,13 @@ import click
 from rich.console import Console
 from rich.panel import Panel
 
+from wowlab_core import __version__
 from wowlab_core.agent import NodeAgent
 from wowlab_core.claim_codes import format_claim_code
 from wowlab_core.errors import InvalidRequest
 from wowlab_core.node_settings import NodeSettings, default_settings_path, platform_string
 from wowlab_core.plugins import get_hooks
 from wowlab_core.protocol import ClaimStatus, NodeCredentials, NodeInfo
-from wowlab_core import __version__
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +29,23 @@ def node() -> None:
 
 @node.command("run")
 @click.option("--transport", default=None, help="Transport name (local, http, mqtt, ...).")
-@click.option("--url", default=None, help="Where the coordinator is (portal URL, broker URL, database URL).")
+@click.option(
+    "--url", default=None, help="Where the coordinator is (portal URL, broker URL, database URL)."
+)
 @click.option("--name", default=None, help="Node name shown to its owner (default: host name).")
 @click.option("--max-parallel", type=int, default=None, help="Simulations run at once.")
-@click.option("--profile", default="default", show_default=True, help="Settings profile (several nodes on one machine).")
-@click.option("--settings-file", type=click.Path(path_type=Path), default=None, help="Settings file (default: in the data directory).")
+@click.option(
+    "--profile",
+    default="default",
+    show_default=True,
+    help="Settings profile (several nodes on one machine).",
+)
+@click.option(
+    "--settings-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Settings file (default: in the data directory).",
+)
 def run(
     transport: str | None,
     url: str | None,
@@ -45,10 +57,10 @@ def run(
     """Register (once), show the claim code, then lease and run chunks until stopped."""
     path = settings_file or default_settings_path(profile)
     settings = NodeSettings.load(path) or NodeSettings()
-    if transport and transport != settings.transport or url and url != settings.url:
-        if settings.credentials is not None and (transport or url):
-            # A different coordinator does not know our token: register anew there.
-            settings.node_id = settings.token = None
+    moved = (transport and transport != settings.transport) or (url and url != settings.url)
+    if moved and settings.credentials is not None:
+        # A different coordinator does not know our token: register anew there.
+        settings.node_id = settings.token = None
     settings.transport = transport or settings.transport
     settings.url = url if url is not None else settings.url
     if name:
@@ -70,8 +82,13 @@ def run(
         code = format_claim_code(status.claim_code or "")
         console.print(
             Panel.fit(
-                f"[bold]Claim this node[/bold]\n\nclaim code  [bold cyan]{code}[/bold cyan]\n"
-                f"(valid until {status.claim_expires_at:%H:%M} UTC)" if status.claim_expires_at else "",
+                "[bold]Claim this node[/bold] in your wowlab portal (My nodes, Claim a node)\n\n"
+                f"claim code  [bold cyan]{code}[/bold cyan]"
+                + (
+                    f"\nvalid until {status.claim_expires_at:%H:%M} UTC"
+                    if status.claim_expires_at
+                    else ""
+                ),
                 title=settings.name,
             )
         )
@@ -81,14 +98,19 @@ def run(
         if event == "claimed":
             console.print(f"claimed by {data.get('owner')}; waiting for work")
         elif event == "chunk-completed":
+            seconds = float(str(data["seconds"]))
             console.print(
-                f"chunk {data['chunk_id']}: {data['iterations']} iterations in {float(str(data['seconds'])):.2f} s ({data['outcome']})",
+                f"chunk {data['chunk_id']}: {data['iterations']} iterations "
+                f"in {seconds:.2f} s ({data['outcome']})",
                 highlight=False,
             )
         elif event == "chunk-failed":
             console.print(f"[red]chunk {data['chunk_id']} failed: {data['error']}[/red]")
         elif event == "stopping":
-            console.print(f"stopping; finishing {data['running']} running chunk(s) (Ctrl-C again to hand them back)")
+            console.print(
+                f"stopping; finishing {data['running']} running chunk(s) "
+                "(Ctrl-C again to hand them back)"
+            )
 
     async def main() -> None:
         transport_obj = factory(settings.url)
@@ -108,6 +130,7 @@ def run(
             on_event=on_event,
         )
         async with anyio.create_task_group() as tg:
+
             async def watch_signals() -> None:
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     count = 0

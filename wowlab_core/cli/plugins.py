@@ -33,7 +33,9 @@ def plugins(as_json: bool) -> None:
     for column in ("name", "version", "hooks"):
         table.add_column(column)
     for p in registry.loaded:
-        table.add_row(escape(p.name) + (" (built-in)" if p.builtin else ""), p.version, ", ".join(p.hooks))
+        table.add_row(
+            escape(p.name) + (" (built-in)" if p.builtin else ""), p.version, ", ".join(p.hooks)
+        )
     console.print(table)
     if registry.unavailable:
         missing = Table(title="Unavailable")

@@ -16,7 +16,9 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def print_report(console: Console, report: dict[str, Any], timing: dict[str, Any] | None = None) -> None:
+def print_report(
+    console: Console, report: dict[str, Any], timing: dict[str, Any] | None = None
+) -> None:
     """Headline DPS, the distribution, then every engine section as a table."""
     dps = report["dps"]
     engine = report.get("engine", {})
@@ -31,7 +33,16 @@ def print_report(console: Console, report: dict[str, Any], timing: dict[str, Any
         stats.add_column(key, justify="right")
     stats.add_row(*(_fmt(dps[k]) for k in ("std", "min", "q1", "median", "q3", "max")))
     console.print(stats)
-    skip = {"engine", "config_hash", "seed", "iterations", "dps", "histogram", "events", "target_error"}
+    skip = {
+        "engine",
+        "config_hash",
+        "seed",
+        "iterations",
+        "dps",
+        "histogram",
+        "events",
+        "target_error",
+    }
     for name, section in report.items():
         if name in skip:
             continue

@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from wowlab_core.cli.render import print_report
 from wowlab_core.errors import ConfigInvalid, InvalidRequest
 from wowlab_core.hashing import parse_json
 from wowlab_core.jobs import DEFAULT_MAX_ITERATIONS, JobLimits
@@ -18,7 +19,6 @@ from wowlab_core.localpool import Progress as JobProgress
 from wowlab_core.localpool import run_local_simulation
 from wowlab_core.plugins import Hooks, get_hooks
 from wowlab_core.report import dumps_report
-from wowlab_core.cli.render import print_report
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
@@ -57,10 +57,19 @@ def _default_nodes() -> int:
 @click.option("--chunk-size", type=int, default=None, help="Iterations per chunk.")
 @click.option("--chunks", type=int, default=None, help="Cut the job into this many chunks.")
 @click.option("--engine", "engine_name", default=None, help="Engine (default: numba).")
-@click.option("--target-error", type=float, default=None,
-              help="Add iterations until the 95%% error is below this percentage of the mean.")
-@click.option("--max-iterations", type=int, default=DEFAULT_MAX_ITERATIONS, show_default=True,
-              help="Upper bound of iterations (also for --target-error).")
+@click.option(
+    "--target-error",
+    type=float,
+    default=None,
+    help="Add iterations until the 95%% error is below this percentage of the mean.",
+)
+@click.option(
+    "--max-iterations",
+    type=int,
+    default=DEFAULT_MAX_ITERATIONS,
+    show_default=True,
+    help="Upper bound of iterations (also for --target-error).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON only.")
 def sim(
     config: str,

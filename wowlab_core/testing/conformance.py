@@ -27,7 +27,7 @@ from typing import Any
 
 import anyio
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from wowlab_core.agent import AgentOptions, NodeAgent
 from wowlab_core.cache import CacheSettings, MemoryDiskCache
@@ -56,7 +56,7 @@ class TransportHarness:
     def user(self, name: str = "owner") -> User:
         """A user (created on first use)."""
         with write_session(self.coordinator.db) as s:
-            user = s.exec(select(User).where(User.username == name)).first()
+            user = s.exec(select(User).where(col(User.username) == name)).first()
             if user is None:
                 user = User(username=name)
                 s.add(user)
@@ -66,15 +66,32 @@ class TransportHarness:
     def claim(self, code: str, owner: str = "owner") -> None:
         """Claim the node showing ``code`` for ``owner``."""
         user = self.user(owner)
-        claim_and_announce(self.coordinator.db, user_id=user.id or 0, code=code, hooks=self.coordinator.hooks)
+        claim_and_announce(
+            self.coordinator.db, user_id=user.id or 0, code=code, hooks=self.coordinator.hooks
+        )
 
-    def submit(self, iterations: int, *, chunks: int, owner: str = "owner", seed: int = 7,
-               config: dict[str, Any] | None = None) -> int:
+    def submit(
+        self,
+        iterations: int,
+        *,
+        chunks: int,
+        owner: str = "owner",
+        seed: int = 7,
+        config: dict[str, Any] | None = None,
+    ) -> int:
         """Submit a toy job; returns its id."""
         user = self.user(owner)
         with write_session(self.coordinator.db) as s:
-            job = submit_job(s, user=user, config=config or TOY_CONFIG, iterations=iterations,
-                             engine_name="toy", seed=seed, hooks=self.coordinator.hooks, chunks=chunks)
+            job = submit_job(
+                s,
+                user=user,
+                config=config or TOY_CONFIG,
+                iterations=iterations,
+                engine_name="toy",
+                seed=seed,
+                hooks=self.coordinator.hooks,
+                chunks=chunks,
+            )
             s.commit()
             job_id = job.id or 0
         self.coordinator.notify_work()
@@ -90,7 +107,7 @@ class TransportHarness:
     def chunks(self, job_id: int) -> list[SimChunk]:
         """A job's chunks as stored now."""
         with read_session(self.coordinator.db) as s:
-            return list(s.exec(select(SimChunk).where(SimChunk.job_id == job_id)).all())
+            return list(s.exec(select(SimChunk).where(col(SimChunk.job_id) == job_id)).all())
 
     def cancel(self, job_id: int) -> None:
         """Cancel a job."""
@@ -110,8 +127,14 @@ def toy_result(lease: Lease, config: dict[str, Any] | None = None) -> dict[str, 
     ).to_dict()
 
 
-async def registered_node(harness: TransportHarness, transport: Any, *, claim: bool = True,
-                          owner: str = "owner", name: str = "node") -> NodeCredentials:
+async def registered_node(
+    harness: TransportHarness,
+    transport: Any,
+    *,
+    claim: bool = True,
+    owner: str = "owner",
+    name: str = "node",
+) -> NodeCredentials:
     """Register a node through ``transport`` and (by default) claim it."""
     reg = await transport.register(NodeInfo(name=name, max_parallel=2, cores=2, platform="test"))
     creds = NodeCredentials(node_id=reg.node_id, token=reg.token)
@@ -120,18 +143,27 @@ async def registered_node(harness: TransportHarness, transport: Any, *, claim: b
     return creds
 
 
-async def complete_all(transport: Any, creds: NodeCredentials, leases: Sequence[Lease]) -> list[Any]:
+async def complete_all(
+    transport: Any, creds: NodeCredentials, leases: Sequence[Lease]
+) -> list[Any]:
     """Complete every lease with its correct result."""
-    return await transport.complete(
-        creds, [Completion(chunk_id=le.chunk_id, lease_token=le.lease_token, result=toy_result(le)) for le in leases]
+    outcomes: list[Any] = await transport.complete(
+        creds,
+        [
+            Completion(chunk_id=le.chunk_id, lease_token=le.lease_token, result=toy_result(le))
+            for le in leases
+        ],
     )
+    return outcomes
 
 
 @pytest.mark.anyio
 class TransportConformance:
     """Behaviour every node transport must show. Subclass it and provide ``transport_harness``."""
 
-    async def test_register_shows_code_until_claimed(self, transport_harness: TransportHarness) -> None:
+    async def test_register_shows_code_until_claimed(
+        self, transport_harness: TransportHarness
+    ) -> None:
         transport = transport_harness.make_transport()
         try:
             reg = await transport.register(NodeInfo(name="n1", max_parallel=2))
@@ -145,7 +177,9 @@ class TransportConformance:
         finally:
             await transport.aclose()
 
-    async def test_claim_status_long_poll_answers_when_claimed(self, transport_harness: TransportHarness) -> None:
+    async def test_claim_status_long_poll_answers_when_claimed(
+        self, transport_harness: TransportHarness
+    ) -> None:
         transport = transport_harness.make_transport()
         try:
             reg = await transport.register(NodeInfo(name="n1"))
@@ -164,15 +198,19 @@ class TransportConformance:
         finally:
             await transport.aclose()
 
-    async def test_bad_token_is_rejected_everywhere(self, transport_harness: TransportHarness) -> None:
+    async def test_bad_token_is_rejected_everywhere(
+        self, transport_harness: TransportHarness
+    ) -> None:
         transport = transport_harness.make_transport()
         try:
             creds = await registered_node(transport_harness, transport)
             other = await registered_node(transport_harness, transport, name="other")
             transport_harness.submit(100, chunks=2)
-            bad = [NodeCredentials(creds.node_id, "not-the-token"),
-                   NodeCredentials(other.node_id, creds.token),
-                   NodeCredentials(999_999, creds.token)]
+            bad = [
+                NodeCredentials(creds.node_id, "not-the-token"),
+                NodeCredentials(other.node_id, creds.token),
+                NodeCredentials(999_999, creds.token),
+            ]
             for wrong in bad:
                 with pytest.raises(AuthenticationFailed):
                     await transport.claim_status(wrong)
@@ -191,14 +229,19 @@ class TransportConformance:
         finally:
             await transport.aclose()
 
-    async def test_lease_is_exclusive_under_concurrency(self, transport_harness: TransportHarness) -> None:
+    async def test_lease_is_exclusive_under_concurrency(
+        self, transport_harness: TransportHarness
+    ) -> None:
         transports = [transport_harness.make_transport() for _ in range(8)]
         # Long leases: on a loaded machine 1 s leases may really expire mid-test and be
         # (rightly) reissued, which is not what this test is about.
         coordinator = transport_harness.coordinator
         coordinator.settings = replace(coordinator.settings, lease_seconds=600.0)
         try:
-            nodes = [await registered_node(transport_harness, t, name=f"n{i}") for i, t in enumerate(transports)]
+            nodes = [
+                await registered_node(transport_harness, t, name=f"n{i}")
+                for i, t in enumerate(transports)
+            ]
             job_id = transport_harness.submit(400, chunks=200)
             got: list[int] = []
 
@@ -261,7 +304,9 @@ class TransportConformance:
             await transport.aclose()
             await other.aclose()
 
-    async def test_duplicate_completions_count_once(self, transport_harness: TransportHarness) -> None:
+    async def test_duplicate_completions_count_once(
+        self, transport_harness: TransportHarness
+    ) -> None:
         transport = transport_harness.make_transport()
         try:
             creds = await registered_node(transport_harness, transport)
@@ -286,14 +331,20 @@ class TransportConformance:
         finally:
             await transport.aclose()
 
-    async def test_wrong_lease_token_and_wrong_result_are_rejected(self, transport_harness: TransportHarness) -> None:
+    async def test_wrong_lease_token_and_wrong_result_are_rejected(
+        self, transport_harness: TransportHarness
+    ) -> None:
         transport = transport_harness.make_transport()
         try:
             creds = await registered_node(transport_harness, transport)
             job_id = transport_harness.submit(20, chunks=2)
             first, second = await transport.lease(creds, 2)
-            forged = Completion(chunk_id=first.chunk_id, lease_token="forged", result=toy_result(first))
-            swapped = Completion(chunk_id=first.chunk_id, lease_token=first.lease_token, result=toy_result(second))
+            forged = Completion(
+                chunk_id=first.chunk_id, lease_token="forged", result=toy_result(first)
+            )
+            swapped = Completion(
+                chunk_id=first.chunk_id, lease_token=first.lease_token, result=toy_result(second)
+            )
             outcomes = await transport.complete(creds, [forged, swapped])
             assert [o.outcome for o in outcomes] == [Outcome.REJECTED.value] * 2
             assert transport_harness.job(job_id).completed_iterations == 0
@@ -333,7 +384,9 @@ class TransportConformance:
         finally:
             await transport.aclose()
 
-    async def test_failures_retry_then_fail_the_job(self, transport_harness: TransportHarness) -> None:
+    async def test_failures_retry_then_fail_the_job(
+        self, transport_harness: TransportHarness
+    ) -> None:
         transport = transport_harness.make_transport()
         try:
             creds = await registered_node(transport_harness, transport)
@@ -346,7 +399,9 @@ class TransportConformance:
             job = transport_harness.job(job_id)
             assert job.status == JobStatus.FAILED.value
             assert job.error is not None and "boom 2" in job.error
-            assert [c.status for c in transport_harness.chunks(job_id)] == [ChunkStatus.FAILED.value]
+            assert [c.status for c in transport_harness.chunks(job_id)] == [
+                ChunkStatus.FAILED.value
+            ]
         finally:
             await transport.aclose()
 
@@ -356,13 +411,20 @@ class TransportConformance:
             creds = await registered_node(transport_harness, transport)
             transport_harness.submit(20, chunks=2)
             leases = await transport.lease(creds, 2)
-            assert await transport.release(creds, [le.chunk_id for le in leases], leases[0].lease_token) == 2
+            assert (
+                await transport.release(
+                    creds, [le.chunk_id for le in leases], leases[0].lease_token
+                )
+                == 2
+            )
             again = await transport.lease(creds, 2)
             assert sorted(le.chunk_id for le in again) == sorted(le.chunk_id for le in leases)
         finally:
             await transport.aclose()
 
-    async def test_agents_run_a_job_to_its_exact_report(self, transport_harness: TransportHarness, tmp_path: Any) -> None:
+    async def test_agents_run_a_job_to_its_exact_report(
+        self, transport_harness: TransportHarness, tmp_path: Any
+    ) -> None:
         transports = [transport_harness.make_transport() for _ in range(2)]
         agents: list[NodeAgent] = []
 
@@ -371,13 +433,18 @@ class TransportConformance:
 
         try:
             for i, t in enumerate(transports):
-                agents.append(NodeAgent(
-                    t, info=NodeInfo(name=f"agent{i}", max_parallel=2),
-                    hooks=transport_harness.coordinator.hooks,
-                    cache=MemoryDiskCache(CacheSettings(directory=tmp_path / f"cache{i}")),
-                    options=AgentOptions(heartbeat_seconds=0.2, idle_wait_seconds=0.2, claim_wait_seconds=0.2),
-                    on_claim_code=claim,
-                ))
+                agents.append(
+                    NodeAgent(
+                        t,
+                        info=NodeInfo(name=f"agent{i}", max_parallel=2),
+                        hooks=transport_harness.coordinator.hooks,
+                        cache=MemoryDiskCache(CacheSettings(directory=tmp_path / f"cache{i}")),
+                        options=AgentOptions(
+                            heartbeat_seconds=0.2, idle_wait_seconds=0.2, claim_wait_seconds=0.2
+                        ),
+                        on_claim_code=claim,
+                    )
+                )
             job_id = transport_harness.submit(1000, chunks=13)
             with anyio.fail_after(30):
                 async with anyio.create_task_group() as tg:
@@ -388,7 +455,9 @@ class TransportConformance:
                     for agent in agents:
                         agent.stop()
             engine = ToyEngine()
-            direct = engine.run_chunk(engine.prepare(TOY_CONFIG), seed=7, seed_offset=0, iterations=1000)
+            direct = engine.run_chunk(
+                engine.prepare(TOY_CONFIG), seed=7, seed_offset=0, iterations=1000
+            )
             report = transport_harness.job(job_id).result
             assert report["iterations"] == 1000
             assert report["dps"]["mean"] == round(direct.total / 1000 / 1000, 3)
@@ -398,4 +467,11 @@ class TransportConformance:
                 await t.aclose()
 
 
-__all__ = ["TOY_CONFIG", "TransportConformance", "TransportHarness", "complete_all", "registered_node", "toy_result"]
+__all__ = [
+    "TOY_CONFIG",
+    "TransportConformance",
+    "TransportHarness",
+    "complete_all",
+    "registered_node",
+    "toy_result",
+]

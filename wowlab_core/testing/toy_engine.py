@@ -65,22 +65,33 @@ class ToyEngine:
             spread = h % (2 * prepared["spread"] + 1) - prepared["spread"]
             values.append((prepared["base_dps"] + spread) * 1000 + (h >> 40) % 1000)
             crits += (h >> 20) & 1
-        metrics = {"events": 10 * iterations, "ability.toy.crits": crits, "ability.toy.executes": iterations}
+        metrics = {
+            "events": 10 * iterations,
+            "ability.toy.crits": crits,
+            "ability.toy.executes": iterations,
+        }
         return ChunkResult.from_values(values, seed_offset=seed_offset, metrics=metrics)
 
     def report_sections(self, prepared: dict[str, int], result: ChunkResult) -> dict[str, Any]:
         """One tiny section, so reports carry engine output."""
         executes = result.metrics.get("ability.toy.executes", 0)
         crits = result.metrics.get("ability.toy.crits", 0)
-        return {"abilities": [{"name": "toy", "executes": executes,
-                               "crit_pct": round(100 * crits / executes, 2) if executes else 0.0}]}
+        return {
+            "abilities": [
+                {
+                    "name": "toy",
+                    "executes": executes,
+                    "crit_pct": round(100 * crits / executes, 2) if executes else 0.0,
+                }
+            ]
+        }
 
     def examples(self) -> Mapping[str, Path]:
         """No examples."""
         return {}
 
 
-class toy_engine_plugin:  # noqa: N801  (a plugin namespace, registered as an object)
+class toy_engine_plugin:
     """A plugin object that registers :class:`ToyEngine`."""
 
     @staticmethod
