@@ -6,5 +6,9 @@ from __future__ import annotations
 import os
 
 # Tests never touch the user's real data or cache directories.
-os.environ.setdefault("WOWLAB_DATA_DIR", os.path.join(os.path.dirname(__file__), "artifacts", "data"))
-os.environ.setdefault("WOWLAB_CACHE_DIR", os.path.join(os.path.dirname(__file__), "artifacts", "cache"))
+os.environ.setdefault(
+    "WOWLAB_DATA_DIR", os.path.join(os.path.dirname(__file__), "artifacts", "data")
+)
+os.environ.setdefault(
+    "WOWLAB_CACHE_DIR", os.path.join(os.path.dirname(__file__), "artifacts", "cache")
+)
