@@ -297,47 +297,49 @@ _LISTS = (
 
 
 def _pack(a: dict[str, Any], ints: np.ndarray, floats: np.ndarray) -> M.Model:
-    """Lay the named columns out as the rows of Model's few large arrays."""
-    columns = [v for k, v in a.items() if k not in _LISTS and v.ndim == 1]
-    width = max([1, *(len(v) for v in columns)])
-    table_i = np.zeros((M.N_I_ROWS, width), np.int64)
-    table_f = np.zeros((M.N_F_ROWS, width), np.float64)
-    for name, values in a.items():
-        if name in _LISTS:
-            continue
-        if name in _FLOAT_ROWS:
-            table_f[_FLOAT_ROWS[name], : len(values)] = values
-        elif name in _FLOAT_BLOCKS:
-            for r in range(values.shape[1]):
-                table_f[_FLOAT_BLOCKS[name] + r, : values.shape[0]] = values[:, r]
-        else:
-            table_i[getattr(M, name.upper()), : len(values)] = values
-    # Model.links: (aura, stacks) pairs, consumed auras, triggered spells, precombat, code.
+    """Lay the named columns out as rows of the model's int and float tables."""
+    # mi[LINKS]: (aura, stacks) pairs, consumed auras, triggered spells, precombat, code.
     pairs = np.stack([a["apply_aura"], a["apply_stacks"]], axis=1).reshape(-1)
     consume_base = len(pairs)
     trigger_base = consume_base + len(a["consume_aura"])
     precombat_base = trigger_base + len(a["trigger_spell"])
     code_base = precombat_base + len(a["precombat"])
-    n_s = int(ints[M.I_SPELLS])
-    table_i[M.SP_APPLY_START, :n_s] *= 2
-    table_i[M.SP_CONSUME_START, :n_s] += consume_base
-    table_i[M.SP_TRIGGER_START, :n_s] += trigger_base
-    ints[M.I_PRECOMBAT_START] = precombat_base
-    ints[M.I_PRECOMBAT_COUNT] = len(a["precombat"])
-    ints[M.I_CODE_START] = code_base
     links = np.concatenate(
         [pairs, a["consume_aura"], a["trigger_spell"], a["precombat"], a["code"].reshape(-1)]
     ).astype(np.int64)
-    mask = np.concatenate([a["ef_mask"], a["pr_mask"]]).astype(np.int8)
-    return M.Model(
-        ints=ints,
-        floats=floats,
-        i=table_i,
-        f=table_f,
-        mask=mask,
-        links=links,
-        consts=a["constants"].astype(np.float64),
-    )
+    consts = a["constants"].astype(np.float64)
+    columns = [v for k, v in a.items() if k not in _LISTS and v.ndim == 1]
+    width = max([M.N_INTS, M.N_FLOATS, len(links), len(consts), *(len(v) for v in columns)])
+    mi = np.zeros((M.N_MI_ROWS, width), np.int64)
+    mf = np.zeros((M.N_MF_ROWS, width), np.float64)
+    for name, values in a.items():
+        if name in _LISTS:
+            continue
+        if name in _FLOAT_ROWS:
+            mf[_FLOAT_ROWS[name], : len(values)] = values
+        elif name in _FLOAT_BLOCKS:
+            for r in range(values.shape[1]):
+                mf[_FLOAT_BLOCKS[name] + r, : values.shape[0]] = values[:, r]
+        else:
+            mi[getattr(M, name.upper()), : len(values)] = values
+    n_s = int(ints[M.I_SPELLS])
+    mi[M.SP_APPLY_START, :n_s] *= 2
+    mi[M.SP_CONSUME_START, :n_s] += consume_base
+    mi[M.SP_TRIGGER_START, :n_s] += trigger_base
+    ints[M.I_PRECOMBAT_START] = precombat_base
+    ints[M.I_PRECOMBAT_COUNT] = len(a["precombat"])
+    ints[M.I_CODE_START] = code_base
+    ints[M.I_MISC_ROW] = M.metric_rows(
+        n_s, int(ints[M.I_AURAS]), int(ints[M.I_PROCS]), int(ints[M.I_RESOURCES])
+    )[4]
+    mi[M.HEAD, : len(ints)] = ints
+    mf[M.HEAD, : len(floats)] = floats
+    mi[M.LINKS, : len(links)] = links
+    mf[M.CONSTS, : len(consts)] = consts
+    mk = np.concatenate([a["ef_mask"], a["pr_mask"]]).astype(np.int8)
+    if len(mk) == 0:
+        mk = np.zeros((1, a["ef_mask"].shape[1]), np.int8)
+    return M.Model(mi=mi, mf=mf, mk=mk)
 
 
 def _compile_auras(

@@ -52,29 +52,35 @@ def run_chunk(
     model = prepared.model
     state = M.new_state(model)
     values = np.zeros(iterations, np.int64)
-    totals = [[0] * M.N_METRIC_COLUMNS for _ in range(state.metrics.shape[0])]
+    n_rows = int(model.mi[M.HEAD, M.I_MISC_ROW]) + 1
+    totals = [[0] * n_rows for _ in range(M.N_METRIC_COLUMNS)]
     for start in range(0, iterations, BLOCK):
         stop = min(iterations, start + BLOCK)
         loop.run_block(
-            model,
-            state,
+            *model,
+            *state,
             seed_lo,
             seed_hi,
             seed_offset + start,
             values[start:stop],
             VALUE_SCALE * 1000,
         )
-        for row, block_row in zip(totals, state.metrics.tolist(), strict=True):
-            for i, value in enumerate(block_row):
-                row[i] += value
+        block = state.si[M.METRICS : M.METRICS + M.N_METRIC_COLUMNS, :n_rows].tolist()
+        for column, block_column in zip(totals, block, strict=True):
+            for i, value in enumerate(block_column):
+                column[i] += value
+    rows = [list(row) for row in zip(*totals, strict=True)]
     return ChunkResult.from_values(
-        values.tolist(), seed_offset=seed_offset, metrics=name_metrics(prepared, totals)
+        values.tolist(), seed_offset=seed_offset, metrics=name_metrics(prepared, rows)
     )
 
 
 def name_metrics(prepared: PreparedSim, totals: list[list[int]]) -> dict[str, int]:
     """Name the rows of the metrics table (a spell and an aura of one name share a row)."""
-    _, aura_row, proc_row, res_row, misc_row = M.metric_rows(prepared.model)
+    cfg = prepared.config
+    _, aura_row, proc_row, res_row, misc_row = M.metric_rows(
+        len(cfg.spells), len(prepared.auras), len(cfg.procs), len(prepared.resources)
+    )
     metrics: dict[str, int] = dict(zip(MISC, totals[misc_row], strict=False))
     for name, row in zip(prepared.abilities, totals, strict=False):
         for column, value in zip(AB_COLUMNS, row, strict=False):

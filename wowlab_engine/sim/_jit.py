@@ -1,8 +1,9 @@
-"""Decorators of the kernel functions: numba's njit, or nothing for the reference copy."""
+"""The decorator of the kernel functions: numba's njit, or nothing for the reference copy."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -11,23 +12,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 PURE_PYTHON = __name__.split(".")[0] != "wowlab_engine"
 
 
+@cache
+def _options() -> dict[str, Any]:
+    # No fastmath: results must be bit-identical everywhere. No NRT: the kernel never
+    # allocates, and without it numba does not update the reference counts of every array
+    # argument at every call, which made the event loop ten times slower.
+    options: dict[str, Any] = {"nogil": True, "cache": True}
+    from numba.core.cpu import CPUTargetOptions
+
+    if hasattr(CPUTargetOptions, "_nrt"):
+        options["_nrt"] = False
+    return options
+
+
 def jit(fn: F) -> F:
-    """Compile ``fn`` with ``njit(nogil=True, cache=True)`` (no fastmath: results must be exact)."""
+    """Compile ``fn`` with numba's ``njit`` (nogil, cached, exact float math, no NRT)."""
     if PURE_PYTHON:
         return fn
     from numba import njit
 
-    return njit(nogil=True, cache=True)(fn)  # type: ignore[no-any-return]
-
-
-def inline(fn: F) -> F:
-    """Like :func:`jit`, but inlined into its callers by numba (small, hot helpers).
-
-    Every separately compiled function costs about half a second of compile time, most of
-    it for passing the model and state arrays; inlined helpers cost none of that.
-    """
-    if PURE_PYTHON:
-        return fn
-    from numba import njit
-
-    return njit(nogil=True, cache=True, inline="always")(fn)  # type: ignore[no-any-return]
+    return njit(**_options())(fn)  # type: ignore[no-any-return]

@@ -72,21 +72,27 @@ from .model import (
     F_PRIMARY,
     F_TAKEN,
     F_VERSATILITY,
+    HEAD,
     HP_POS,
     HP_TIME,
     I_AURAS,
     I_EFFECTS,
+    I_MISC_ROW,
     I_PROCS,
     I_RESOURCES,
     I_SPELLS,
     I_TARGETS,
+    I_WORK_CAP,
     IN_EXPIRE,
     IN_LAST_TICK,
     IN_PERIOD,
     IN_STACKS,
     IN_UP_SINCE,
+    LINKS,
     MAX_HIT,
+    METRICS,
     MS_CLIPPED,
+    MULT,
     N_DAMAGE,
     N_DAMAGE_EVENTS,
     N_SEQ,
@@ -136,6 +142,7 @@ from .model import (
     ST_MASTERY,
     ST_PRIMARY,
     ST_VERSATILITY,
+    WORK,
 )
 from .rng import STREAM_CRIT, STREAM_PROC, STREAM_VARIANCE, draw_unit
 
@@ -143,25 +150,25 @@ from .rng import STREAM_CRIT, STREAM_PROC, STREAM_VARIANCE, draw_unit
 
 
 @jit
-def draw(st, stream: int) -> float:
+def draw(si, stream: int) -> float:
     """Next uniform draw in [0, 1) of ``stream`` for the current iteration."""
-    c = st.ei[EI_RNG_COUNTER, stream]
-    st.ei[EI_RNG_COUNTER, stream] = c + 1
-    return draw_unit(st.ei[EI_RNG_KEY, stream], c)
+    c = si[EI_RNG_COUNTER, stream]
+    si[EI_RNG_COUNTER, stream] = c + 1
+    return draw_unit(si[EI_RNG_KEY, stream], c)
 
 
 @jit
-def schedule(st, key: int, time: int) -> None:
+def schedule(si, key: int, time: int) -> None:
     """Schedule (or move) the event ``key`` at ``time``."""
-    seq = st.n[N_SEQ]
-    st.n[N_SEQ] = seq + 1
-    heap_schedule(st.heap, st.n, key, time, seq)
+    seq = si[HEAD, N_SEQ]
+    si[HEAD, N_SEQ] = seq + 1
+    heap_schedule(si, key, time, seq)
 
 
 @jit
-def tick_key(m, inst: int) -> int:
+def tick_key(mi, inst: int) -> int:
     """Heap key of the next tick of aura instance ``inst`` (its expiry is ``1 + inst``)."""
-    return 1 + m.ints[I_AURAS] * m.ints[I_TARGETS] + inst
+    return 1 + mi[HEAD, I_AURAS] * mi[HEAD, I_TARGETS] + inst
 
 
 @jit
@@ -174,36 +181,36 @@ def round_ms(x: float) -> int:
 
 
 @jit
-def sync_resource(m, st, r: int, now: int) -> None:
+def sync_resource(mi, mf, mk, si, sf, r: int, now: int) -> None:
     """Bring resource ``r`` up to ``now``: add regeneration, record overflow."""
-    dt = now - st.ei[EI_RES_LAST, r]
+    dt = now - si[EI_RES_LAST, r]
     if dt > 0:
-        rate = st.ef[EF_RES_RATE, r]
+        rate = sf[EF_RES_RATE, r]
         if rate > 0.0:
-            gain_resource(m, st, r, rate * dt)
-        st.ei[EI_RES_LAST, r] = now
+            gain_resource(mi, mf, mk, si, sf, r, rate * dt)
+        si[EI_RES_LAST, r] = now
 
 
 @jit
-def gain_resource(m, st, r: int, amount: float) -> None:
+def gain_resource(mi, mf, mk, si, sf, r: int, amount: float) -> None:
     """Add ``amount`` of resource ``r`` (synced already); what does not fit is overflow."""
-    value = st.ef[EF_RES_VALUE, r] + amount
-    cap = m.f[RSF_MAX, r]
+    value = sf[EF_RES_VALUE, r] + amount
+    cap = mf[RSF_MAX, r]
     if value > cap:
-        st.ef[EF_RES_OVERFLOW, r] += value - cap
+        sf[EF_RES_OVERFLOW, r] += value - cap
         amount -= value - cap
         value = cap
-    st.ef[EF_RES_VALUE, r] = value
-    st.ef[EF_RES_GAINED, r] += amount
+    sf[EF_RES_VALUE, r] = value
+    sf[EF_RES_GAINED, r] += amount
 
 
 @jit
-def spend_resource(m, st, r: int, amount: float, now: int) -> float:
+def spend_resource(mi, mf, mk, si, sf, r: int, amount: float, now: int) -> float:
     """Spend up to ``amount`` of resource ``r``; return what was spent."""
-    sync_resource(m, st, r, now)
-    spent = min(amount, st.ef[EF_RES_VALUE, r])
-    st.ef[EF_RES_VALUE, r] -= spent
-    st.ef[EF_RES_SPENT, r] += spent
+    sync_resource(mi, mf, mk, si, sf, r, now)
+    spent = min(amount, sf[EF_RES_VALUE, r])
+    sf[EF_RES_VALUE, r] -= spent
+    sf[EF_RES_SPENT, r] += spent
     return spent
 
 
@@ -211,68 +218,68 @@ def spend_resource(m, st, r: int, amount: float, now: int) -> float:
 
 
 @jit
-def recharge_ms(m, st, s: int) -> int:
+def recharge_ms(mi, mf, mk, si, sf, s: int) -> int:
     """Duration of one recharge of spell ``s`` if it started now."""
-    cd = m.i[SP_COOLDOWN_MS, s] / st.ef[EF_CD_RATE, s]
-    if m.i[SP_COOLDOWN_HASTED, s]:
-        cd = cd / st.stat[ST_HASTE]
+    cd = mi[SP_COOLDOWN_MS, s] / sf[EF_CD_RATE, s]
+    if mi[SP_COOLDOWN_HASTED, s]:
+        cd = cd / sf[HEAD, ST_HASTE]
     return max(1, round_ms(cd))
 
 
 @jit
-def update_charges(m, st, s: int, now: int) -> None:
+def update_charges(mi, mf, mk, si, sf, s: int, now: int) -> None:
     """Credit the charges of spell ``s`` that have recharged by ``now``."""
-    top = m.i[SP_CHARGES, s]
-    while st.ei[EI_CHARGES, s] < top and st.ei[EI_RECHARGE_END, s] <= now:
-        st.ei[EI_CHARGES, s] += 1
-        if st.ei[EI_CHARGES, s] < top:
-            st.ei[EI_RECHARGE_END, s] += recharge_ms(m, st, s)
+    top = mi[SP_CHARGES, s]
+    while si[EI_CHARGES, s] < top and si[EI_RECHARGE_END, s] <= now:
+        si[EI_CHARGES, s] += 1
+        if si[EI_CHARGES, s] < top:
+            si[EI_RECHARGE_END, s] += recharge_ms(mi, mf, mk, si, sf, s)
 
 
 @jit
-def use_charge(m, st, s: int, now: int) -> None:
+def use_charge(mi, mf, mk, si, sf, s: int, now: int) -> None:
     """Spend a charge of spell ``s`` (start its cooldown)."""
-    if m.i[SP_COOLDOWN_MS, s] <= 0:
+    if mi[SP_COOLDOWN_MS, s] <= 0:
         return
-    update_charges(m, st, s, now)
-    if st.ei[EI_CHARGES, s] == m.i[SP_CHARGES, s]:
-        st.ei[EI_RECHARGE_END, s] = now + recharge_ms(m, st, s)
-    if st.ei[EI_CHARGES, s] > 0:
-        st.ei[EI_CHARGES, s] -= 1
+    update_charges(mi, mf, mk, si, sf, s, now)
+    if si[EI_CHARGES, s] == mi[SP_CHARGES, s]:
+        si[EI_RECHARGE_END, s] = now + recharge_ms(mi, mf, mk, si, sf, s)
+    if si[EI_CHARGES, s] > 0:
+        si[EI_CHARGES, s] -= 1
 
 
 # --- stats and multipliers ---------------------------------------------------------------
 
 
 @jit
-def refresh_player(m, st, now: int) -> None:
+def refresh_player(mi, mf, mk, si, sf, now: int) -> None:
     """Recompute stats, damage multipliers and rates after a player aura changed."""
-    n_res, n_spells = m.ints[I_RESOURCES], m.ints[I_SPELLS]
-    n_targets = m.ints[I_TARGETS]
-    n_ab = st.mult.shape[1]
+    n_res, n_spells = mi[HEAD, I_RESOURCES], mi[HEAD, I_SPELLS]
+    n_targets = mi[HEAD, I_TARGETS]
+    n_ab = n_spells + mi[HEAD, I_AURAS]
     for r in range(n_res):
-        sync_resource(m, st, r, now)
+        sync_resource(mi, mf, mk, si, sf, r, now)
     for s in range(n_spells):
-        update_charges(m, st, s, now)
+        update_charges(mi, mf, mk, si, sf, s, now)
     # add / pct per stat: primary, crit, haste, mastery, versatility
     add0 = add1 = add2 = add3 = add4 = 0.0
     pct0 = pct1 = pct2 = pct3 = pct4 = 1.0
     haste_mult = 1.0
     for ab in range(n_ab):
-        st.mult[0, ab] = 1.0
+        sf[MULT, ab] = 1.0
     for s in range(n_spells):
-        st.ef[EF_CAST_MULT, s] = 1.0
-    for e in range(m.ints[I_EFFECTS]):
-        a = m.i[EF_AURA, e]
-        if m.i[AU_ON_TARGET, a]:
+        sf[EF_CAST_MULT, s] = 1.0
+    for e in range(mi[HEAD, I_EFFECTS]):
+        a = mi[EF_AURA, e]
+        if mi[AU_ON_TARGET, a]:
             continue
-        stacks = st.inst[IN_STACKS, a * n_targets]
+        stacks = si[IN_STACKS, a * n_targets]
         if stacks == 0:
             continue
-        kind = m.i[EF_TYPE, e]
-        v = m.f[EFF_VALUE, e] * stacks
+        kind = mi[EF_TYPE, e]
+        v = mf[EFF_VALUE, e] * stacks
         factor = 1.0 + v / 100.0
-        stat = m.i[EF_STAT, e]
+        stat = mi[EF_STAT, e]
         if kind == EFFECT_STAT_ADD:
             if stat == 0:
                 add0 += v
@@ -299,65 +306,66 @@ def refresh_player(m, st, now: int) -> None:
             haste_mult *= factor
         elif kind == EFFECT_DAMAGE_PCT:
             for ab in range(n_ab):
-                if m.mask[e, ab]:
-                    st.mult[0, ab] *= max(0.0, factor)
+                if mk[e, ab]:
+                    sf[MULT, ab] *= max(0.0, factor)
         elif kind == EFFECT_CAST_TIME_PCT:
             for s in range(n_spells):
-                if m.mask[e, s]:
-                    st.ef[EF_CAST_MULT, s] *= max(0.0, factor)
-    fl = m.floats
-    st.stat[ST_PRIMARY] = max(0.0, (fl[F_PRIMARY] + add0) * pct0)
-    st.stat[ST_CRIT] = min(1.0, max(0.0, (fl[F_CRIT] * 100.0 + add1) * pct1 / 100.0))
-    haste = (1.0 + (fl[F_HASTE] * 100.0 + add2) * pct2 / 100.0) * haste_mult
-    st.stat[ST_HASTE] = min(10.0, max(0.1, haste))
-    st.stat[ST_MASTERY] = max(0.0, 1.0 + (fl[F_MASTERY] * 100.0 + add3) * pct3 / 100.0)
-    st.stat[ST_VERSATILITY] = max(0.0, 1.0 + (fl[F_VERSATILITY] * 100.0 + add4) * pct4 / 100.0)
+                if mk[e, s]:
+                    sf[EF_CAST_MULT, s] *= max(0.0, factor)
+    sf[HEAD, ST_PRIMARY] = max(0.0, (mf[HEAD, F_PRIMARY] + add0) * pct0)
+    sf[HEAD, ST_CRIT] = min(1.0, max(0.0, (mf[HEAD, F_CRIT] * 100.0 + add1) * pct1 / 100.0))
+    haste = (1.0 + (mf[HEAD, F_HASTE] * 100.0 + add2) * pct2 / 100.0) * haste_mult
+    sf[HEAD, ST_HASTE] = min(10.0, max(0.1, haste))
+    sf[HEAD, ST_MASTERY] = max(0.0, 1.0 + (mf[HEAD, F_MASTERY] * 100.0 + add3) * pct3 / 100.0)
+    sf[HEAD, ST_VERSATILITY] = max(
+        0.0, 1.0 + (mf[HEAD, F_VERSATILITY] * 100.0 + add4) * pct4 / 100.0
+    )
     for s in range(n_spells):
         rate = 1.0
-        for e in range(m.ints[I_EFFECTS]):
-            a = m.i[EF_AURA, e]
-            if m.i[EF_TYPE, e] == EFFECT_COOLDOWN_RATE_PCT and m.mask[e, s]:
-                stacks = st.inst[IN_STACKS, a * n_targets]
+        for e in range(mi[HEAD, I_EFFECTS]):
+            a = mi[EF_AURA, e]
+            if mi[EF_TYPE, e] == EFFECT_COOLDOWN_RATE_PCT and mk[e, s]:
+                stacks = si[IN_STACKS, a * n_targets]
                 if stacks > 0:
-                    rate *= 1.0 + m.f[EFF_VALUE, e] * stacks / 100.0
+                    rate *= 1.0 + mf[EFF_VALUE, e] * stacks / 100.0
         rate = min(100.0, max(0.01, rate))
-        old = st.ef[EF_CD_RATE, s]
+        old = sf[EF_CD_RATE, s]
         if rate != old:
-            left = st.ei[EI_RECHARGE_END, s] - now
-            if st.ei[EI_CHARGES, s] < m.i[SP_CHARGES, s] and left > 0:
-                st.ei[EI_RECHARGE_END, s] = now + round_ms(left * old / rate)
-            st.ef[EF_CD_RATE, s] = rate
+            left = si[EI_RECHARGE_END, s] - now
+            if si[EI_CHARGES, s] < mi[SP_CHARGES, s] and left > 0:
+                si[EI_RECHARGE_END, s] = now + round_ms(left * old / rate)
+            sf[EF_CD_RATE, s] = rate
     for r in range(n_res):
-        rate = m.f[RSF_REGEN, r]
-        for e in range(m.ints[I_EFFECTS]):
-            a = m.i[EF_AURA, e]
-            if m.i[EF_TYPE, e] == EFFECT_REGEN_PCT and m.i[EF_RESOURCE, e] == r:
-                stacks = st.inst[IN_STACKS, a * n_targets]
-                if stacks > 0 and not m.i[AU_ON_TARGET, a]:
-                    rate *= 1.0 + m.f[EFF_VALUE, e] * stacks / 100.0
-        if m.i[RES_HASTED, r]:
-            rate *= st.stat[ST_HASTE]
-        st.ef[EF_RES_RATE, r] = rate
+        rate = mf[RSF_REGEN, r]
+        for e in range(mi[HEAD, I_EFFECTS]):
+            a = mi[EF_AURA, e]
+            if mi[EF_TYPE, e] == EFFECT_REGEN_PCT and mi[EF_RESOURCE, e] == r:
+                stacks = si[IN_STACKS, a * n_targets]
+                if stacks > 0 and not mi[AU_ON_TARGET, a]:
+                    rate *= 1.0 + mf[EFF_VALUE, e] * stacks / 100.0
+        if mi[RES_HASTED, r]:
+            rate *= sf[HEAD, ST_HASTE]
+        sf[EF_RES_RATE, r] = rate
 
 
 @jit
-def refresh_target(m, st, slot: int) -> None:
+def refresh_target(mi, mf, mk, si, sf, slot: int) -> None:
     """Recompute the damage-taken multipliers of target ``slot`` after its auras changed."""
-    n_targets = m.ints[I_TARGETS]
-    n_ab = st.mult.shape[1]
+    n_targets = mi[HEAD, I_TARGETS]
+    n_ab = mi[HEAD, I_SPELLS] + mi[HEAD, I_AURAS]
     for ab in range(n_ab):
-        st.mult[1 + slot, ab] = 1.0
-    for e in range(m.ints[I_EFFECTS]):
-        a = m.i[EF_AURA, e]
-        if not m.i[AU_ON_TARGET, a] or m.i[EF_TYPE, e] != EFFECT_DAMAGE_PCT:
+        sf[MULT + 1 + slot, ab] = 1.0
+    for e in range(mi[HEAD, I_EFFECTS]):
+        a = mi[EF_AURA, e]
+        if not mi[AU_ON_TARGET, a] or mi[EF_TYPE, e] != EFFECT_DAMAGE_PCT:
             continue
-        stacks = st.inst[IN_STACKS, a * n_targets + slot]
+        stacks = si[IN_STACKS, a * n_targets + slot]
         if stacks == 0:
             continue
-        factor = max(0.0, 1.0 + m.f[EFF_VALUE, e] * stacks / 100.0)
+        factor = max(0.0, 1.0 + mf[EFF_VALUE, e] * stacks / 100.0)
         for ab in range(n_ab):
-            if m.mask[e, ab]:
-                st.mult[1 + slot, ab] *= factor
+            if mk[e, ab]:
+                sf[MULT + 1 + slot, ab] *= factor
 
 
 # --- damage -----------------------------------------------------------------------------
@@ -365,8 +373,11 @@ def refresh_target(m, st, slot: int) -> None:
 
 @jit
 def deal_damage(
-    m,
-    st,
+    mi,
+    mf,
+    mk,
+    si,
+    sf,
     ab: int,
     coeff: float,
     variance: float,
@@ -378,35 +389,35 @@ def deal_damage(
     tick: int,
 ) -> bool:
     """One damage event of ability ``ab`` on ``target``; returns whether it crit."""
-    amount = coeff * st.stat[ST_PRIMARY] * scale
-    amount *= st.stat[ST_VERSATILITY] * st.mult[0, ab]
-    amount *= st.mult[1 + target, ab] * m.floats[F_TAKEN + school]
+    amount = coeff * sf[HEAD, ST_PRIMARY] * scale
+    amount *= sf[HEAD, ST_VERSATILITY] * sf[MULT, ab]
+    amount *= sf[MULT + 1 + target, ab] * mf[HEAD, F_TAKEN + school]
     if mastery:
-        amount *= st.stat[ST_MASTERY]
+        amount *= sf[HEAD, ST_MASTERY]
     if variance > 0.0:
-        amount *= 1.0 + variance * (2.0 * draw(st, np.int64(STREAM_VARIANCE)) - 1.0)
+        amount *= 1.0 + variance * (2.0 * draw(si, np.int64(STREAM_VARIANCE)) - 1.0)
     crit = False
-    if can_crit and draw(st, np.int64(STREAM_CRIT)) < st.stat[ST_CRIT]:
+    if can_crit and draw(si, np.int64(STREAM_CRIT)) < sf[HEAD, ST_CRIT]:
         crit = True
-        amount *= m.floats[F_CRIT_MULTIPLIER]
+        amount *= mf[HEAD, F_CRIT_MULTIPLIER]
     if amount >= MAX_HIT:
         dealt = MAX_HIT
-        st.metrics[st.metrics.shape[0] - 1, MS_CLIPPED] += 1
+        si[METRICS + MS_CLIPPED, mi[HEAD, I_MISC_ROW]] += 1
     else:
         dealt = int(max(0.0, amount))
-    st.n[N_DAMAGE] += dealt
-    st.n[N_DAMAGE_EVENTS] += 1
-    st.metrics[ab, AB_DAMAGE] += dealt
+    si[HEAD, N_DAMAGE] += dealt
+    si[HEAD, N_DAMAGE_EVENTS] += 1
+    si[METRICS + AB_DAMAGE, ab] += dealt
     if tick:
-        st.metrics[ab, AB_TICKS] += 1
-        st.metrics[ab, AB_TICK_DAMAGE] += dealt
+        si[METRICS + AB_TICKS, ab] += 1
+        si[METRICS + AB_TICK_DAMAGE, ab] += dealt
         if crit:
-            st.metrics[ab, AB_TICK_CRITS] += 1
+            si[METRICS + AB_TICK_CRITS, ab] += 1
     else:
-        st.metrics[ab, AB_HITS] += 1
-        st.metrics[ab, AB_DIRECT_DAMAGE] += dealt
+        si[METRICS + AB_HITS, ab] += 1
+        si[METRICS + AB_DIRECT_DAMAGE, ab] += dealt
         if crit:
-            st.metrics[ab, AB_CRITS] += 1
+            si[METRICS + AB_CRITS, ab] += 1
     return crit
 
 
@@ -414,247 +425,253 @@ def deal_damage(
 
 
 @jit
-def aura_apply(m, st, a: int, slot: int, stacks: int, now: int) -> None:
+def aura_apply(mi, mf, mk, si, sf, a: int, slot: int, stacks: int, now: int) -> None:
     """Apply (or refresh, adding stacks) aura ``a`` on ``slot`` (0 for player auras)."""
-    inst = a * m.ints[I_TARGETS] + slot
-    aura_row = m.ints[I_SPELLS] + m.ints[I_AURAS]
-    before = st.inst[IN_STACKS, inst]
-    after = min(before + stacks, m.i[AU_MAX_STACKS, a])
-    st.inst[IN_STACKS, inst] = after
-    period = m.i[AU_PERIOD_MS, a]
+    inst = a * mi[HEAD, I_TARGETS] + slot
+    aura_row = mi[HEAD, I_SPELLS] + mi[HEAD, I_AURAS]
+    before = si[IN_STACKS, inst]
+    after = min(before + stacks, mi[AU_MAX_STACKS, a])
+    si[IN_STACKS, inst] = after
+    period = mi[AU_PERIOD_MS, a]
     if period > 0:
-        if m.i[AU_PERIOD_HASTED, a]:
-            period = max(1, round_ms(period / st.stat[ST_HASTE]))
-        st.inst[IN_PERIOD, inst] = period
-    duration = m.i[AU_DURATION_MS, a]
-    if m.i[AU_CHANNEL_TICKS, a] > 0:
-        duration = period * m.i[AU_CHANNEL_TICKS, a]
+        if mi[AU_PERIOD_HASTED, a]:
+            period = max(1, round_ms(period / sf[HEAD, ST_HASTE]))
+        si[IN_PERIOD, inst] = period
+    duration = mi[AU_DURATION_MS, a]
+    if mi[AU_CHANNEL_TICKS, a] > 0:
+        duration = period * mi[AU_CHANNEL_TICKS, a]
     if before == 0:
-        st.inst[IN_UP_SINCE, inst] = now
-        st.metrics[aura_row + a, AU_TRIGGERS] += 1
-        st.inst[IN_EXPIRE, inst] = NEVER
+        si[IN_UP_SINCE, inst] = now
+        si[METRICS + AU_TRIGGERS, aura_row + a] += 1
+        si[IN_EXPIRE, inst] = NEVER
         if duration > 0:
-            st.inst[IN_EXPIRE, inst] = now + duration
-            schedule(st, 1 + inst, now + duration)
+            si[IN_EXPIRE, inst] = now + duration
+            schedule(si, 1 + inst, now + duration)
         if period > 0:
-            st.inst[IN_LAST_TICK, inst] = now
-            if now + period <= st.inst[IN_EXPIRE, inst]:
-                schedule(st, tick_key(m, inst), now + period)
+            si[IN_LAST_TICK, inst] = now
+            if now + period <= si[IN_EXPIRE, inst]:
+                schedule(si, tick_key(mi, inst), now + period)
     else:
-        st.metrics[aura_row + a, AU_REFRESHES] += 1
+        si[METRICS + AU_REFRESHES, aura_row + a] += 1
         if duration > 0:
             extra = 0
-            if m.i[AU_PANDEMIC, a]:
-                extra = min(st.inst[IN_EXPIRE, inst] - now, duration * 3 // 10)
-            st.inst[IN_EXPIRE, inst] = now + duration + extra
-            schedule(st, 1 + inst, now + duration + extra)
-        if period > 0 and st.heap[HP_POS, tick_key(m, inst)] < 0:
-            nxt = max(st.inst[IN_LAST_TICK, inst] + period, now)
-            if nxt <= st.inst[IN_EXPIRE, inst]:
-                schedule(st, tick_key(m, inst), nxt)
-    if after != before and m.i[AU_HAS_EFFECTS, a]:
-        if m.i[AU_ON_TARGET, a]:
-            refresh_target(m, st, slot)
+            if mi[AU_PANDEMIC, a]:
+                extra = min(si[IN_EXPIRE, inst] - now, duration * 3 // 10)
+            si[IN_EXPIRE, inst] = now + duration + extra
+            schedule(si, 1 + inst, now + duration + extra)
+        if period > 0 and si[HP_POS, tick_key(mi, inst)] < 0:
+            nxt = max(si[IN_LAST_TICK, inst] + period, now)
+            if nxt <= si[IN_EXPIRE, inst]:
+                schedule(si, tick_key(mi, inst), nxt)
+    if after != before and mi[AU_HAS_EFFECTS, a]:
+        if mi[AU_ON_TARGET, a]:
+            refresh_target(mi, mf, mk, si, sf, slot)
         else:
-            refresh_player(m, st, now)
+            refresh_player(mi, mf, mk, si, sf, now)
 
 
 @jit
-def aura_remove(m, st, a: int, slot: int, now: int) -> None:
+def aura_remove(mi, mf, mk, si, sf, a: int, slot: int, now: int) -> None:
     """Remove aura ``a`` from ``slot`` (no partial tick; see :func:`aura_expire`)."""
-    inst = a * m.ints[I_TARGETS] + slot
-    if st.inst[IN_STACKS, inst] == 0:
+    inst = a * mi[HEAD, I_TARGETS] + slot
+    if si[IN_STACKS, inst] == 0:
         return
-    aura_row = m.ints[I_SPELLS] + m.ints[I_AURAS]
-    st.metrics[aura_row + a, AU_UPTIME_MS] += now - st.inst[IN_UP_SINCE, inst]
-    st.inst[IN_STACKS, inst] = 0
-    heap_cancel(st.heap, st.n, 1 + inst)
-    heap_cancel(st.heap, st.n, tick_key(m, inst))
-    if m.i[AU_HAS_EFFECTS, a]:
-        if m.i[AU_ON_TARGET, a]:
-            refresh_target(m, st, slot)
+    aura_row = mi[HEAD, I_SPELLS] + mi[HEAD, I_AURAS]
+    si[METRICS + AU_UPTIME_MS, aura_row + a] += now - si[IN_UP_SINCE, inst]
+    si[IN_STACKS, inst] = 0
+    heap_cancel(si, 1 + inst)
+    heap_cancel(si, tick_key(mi, inst))
+    if mi[AU_HAS_EFFECTS, a]:
+        if mi[AU_ON_TARGET, a]:
+            refresh_target(mi, mf, mk, si, sf, slot)
         else:
-            refresh_player(m, st, now)
+            refresh_player(mi, mf, mk, si, sf, now)
 
 
 @jit
-def aura_tick(m, st, inst: int, fraction: float, now: int) -> None:
+def aura_tick(mi, mf, mk, si, sf, inst: int, fraction: float, now: int) -> None:
     """One (possibly partial) tick of aura instance ``inst``."""
-    n_targets = m.ints[I_TARGETS]
+    n_targets = mi[HEAD, I_TARGETS]
     a, slot = inst // n_targets, inst % n_targets
-    ab = m.ints[I_SPELLS] + a
-    target = slot if m.i[AU_ON_TARGET, a] else 0
-    st.inst[IN_LAST_TICK, inst] = now
+    ab = mi[HEAD, I_SPELLS] + a
+    target = slot if mi[AU_ON_TARGET, a] else 0
+    si[IN_LAST_TICK, inst] = now
     crit = deal_damage(
-        m,
-        st,
+        mi,
+        mf,
+        mk,
+        si,
+        sf,
         ab,
-        m.f[AUF_COEFF, a] * st.inst[IN_STACKS, inst],
-        m.f[AUF_VARIANCE, a],
-        m.i[AU_CAN_CRIT, a] != 0,
-        m.i[AU_MASTERY, a] != 0,
-        m.i[AU_SCHOOL, a],
+        mf[AUF_COEFF, a] * si[IN_STACKS, inst],
+        mf[AUF_VARIANCE, a],
+        mi[AU_CAN_CRIT, a] != 0,
+        mi[AU_MASTERY, a] != 0,
+        mi[AU_SCHOOL, a],
         target,
         fraction,
         np.int64(1),
     )
-    proc_event(m, st, np.int64(ON_TICK), ab, now)
+    proc_event(mi, mf, mk, si, sf, np.int64(ON_TICK), ab, now)
     if crit:
-        proc_event(m, st, np.int64(ON_CRIT), ab, now)
+        proc_event(mi, mf, mk, si, sf, np.int64(ON_CRIT), ab, now)
 
 
 @jit
-def aura_tick_event(m, st, inst: int, now: int) -> None:
+def aura_tick_event(mi, mf, mk, si, sf, inst: int, now: int) -> None:
     """The tick event of aura instance ``inst``: tick, then schedule the next one."""
-    aura_tick(m, st, inst, np.float64(1.0), now)
-    if st.inst[IN_STACKS, inst] > 0:
-        nxt = now + st.inst[IN_PERIOD, inst]
-        if nxt <= st.inst[IN_EXPIRE, inst]:
-            schedule(st, tick_key(m, inst), nxt)
+    aura_tick(mi, mf, mk, si, sf, inst, np.float64(1.0), now)
+    if si[IN_STACKS, inst] > 0:
+        nxt = now + si[IN_PERIOD, inst]
+        if nxt <= si[IN_EXPIRE, inst]:
+            schedule(si, tick_key(mi, inst), nxt)
 
 
 @jit
-def aura_expire(m, st, inst: int, now: int) -> None:
+def aura_expire(mi, mf, mk, si, sf, inst: int, now: int) -> None:
     """The expiry event of aura instance ``inst``: a due tick, the partial last tick, removal."""
-    n_targets = m.ints[I_TARGETS]
+    n_targets = mi[HEAD, I_TARGETS]
     a = inst // n_targets
-    if m.i[AU_PERIOD_MS, a] > 0:
-        key = tick_key(m, inst)
-        pos = st.heap[HP_POS, key]
-        if pos >= 0 and st.heap[HP_TIME, pos] <= now:
-            heap_cancel(st.heap, st.n, key)
-            aura_tick(m, st, inst, np.float64(1.0), now)
-        last = st.inst[IN_LAST_TICK, inst]
-        if m.i[AU_PARTIAL, a] and now > last and st.inst[IN_STACKS, inst] > 0:
-            aura_tick(m, st, inst, (now - last) / st.inst[IN_PERIOD, inst], now)
-    aura_remove(m, st, a, inst % n_targets, now)
+    if mi[AU_PERIOD_MS, a] > 0:
+        key = tick_key(mi, inst)
+        pos = si[HP_POS, key]
+        if pos >= 0 and si[HP_TIME, pos] <= now:
+            heap_cancel(si, key)
+            aura_tick(mi, mf, mk, si, sf, inst, np.float64(1.0), now)
+        last = si[IN_LAST_TICK, inst]
+        if mi[AU_PARTIAL, a] and now > last and si[IN_STACKS, inst] > 0:
+            aura_tick(mi, mf, mk, si, sf, inst, (now - last) / si[IN_PERIOD, inst], now)
+    aura_remove(mi, mf, mk, si, sf, a, inst % n_targets, now)
 
 
 # --- procs ------------------------------------------------------------------------------
 
 
 @jit
-def proc_attempt(m, st, p: int, now: int) -> None:
+def proc_attempt(mi, mf, mk, si, sf, p: int, now: int) -> None:
     """Roll proc ``p`` (flat chance, or RPPM with bad-luck protection) and apply it."""
-    if now < st.ei[EI_PROC_ICD, p]:
+    if now < si[EI_PROC_ICD, p]:
         return
-    rppm = m.f[PRF_RPPM, p]
+    rppm = mf[PRF_RPPM, p]
     if rppm > 0.0:
-        rate = rppm * st.stat[ST_HASTE] if m.i[PR_RPPM_HASTE, p] else rppm
-        since_attempt = min(now - st.ei[EI_PROC_ATTEMPT, p], 3500)
+        rate = rppm * sf[HEAD, ST_HASTE] if mi[PR_RPPM_HASTE, p] else rppm
+        since_attempt = min(now - si[EI_PROC_ATTEMPT, p], 3500)
         chance = rate * since_attempt / 60000.0
-        if m.i[PR_BLP, p]:
-            since_proc = min(now - st.ei[EI_PROC_LAST, p], 1000000)
+        if mi[PR_BLP, p]:
+            since_proc = min(now - si[EI_PROC_LAST, p], 1000000)
             chance *= max(1.0, 1.0 + 3.0 * (since_proc * rppm / 60000.0 - 1.5))
-        st.ei[EI_PROC_ATTEMPT, p] = now
+        si[EI_PROC_ATTEMPT, p] = now
     else:
-        chance = m.f[PRF_CHANCE, p]
-    if draw(st, np.int64(STREAM_PROC)) >= chance:
+        chance = mf[PRF_CHANCE, p]
+    if draw(si, np.int64(STREAM_PROC)) >= chance:
         return
-    st.ei[EI_PROC_LAST, p] = now
-    st.ei[EI_PROC_ICD, p] = now + m.i[PR_ICD_MS, p]
-    proc_row = m.ints[I_SPELLS] + 2 * m.ints[I_AURAS]
-    st.metrics[proc_row + p, PROC_COUNT] += 1
-    a = m.i[PR_AURA, p]
+    si[EI_PROC_LAST, p] = now
+    si[EI_PROC_ICD, p] = now + mi[PR_ICD_MS, p]
+    proc_row = mi[HEAD, I_SPELLS] + 2 * mi[HEAD, I_AURAS]
+    si[METRICS + PROC_COUNT, proc_row + p] += 1
+    a = mi[PR_AURA, p]
     if a >= 0:
-        aura_apply(m, st, a, np.int64(0), m.i[PR_STACKS, p], now)
-    for r in range(m.ints[I_RESOURCES]):
-        if m.f[PRF_GAIN + r, p] > 0.0:
-            sync_resource(m, st, r, now)
-            gain_resource(m, st, r, m.f[PRF_GAIN + r, p])
-    s = m.i[PR_RESET, p]
+        aura_apply(mi, mf, mk, si, sf, a, np.int64(0), mi[PR_STACKS, p], now)
+    for r in range(mi[HEAD, I_RESOURCES]):
+        if mf[PRF_GAIN + r, p] > 0.0:
+            sync_resource(mi, mf, mk, si, sf, r, now)
+            gain_resource(mi, mf, mk, si, sf, r, mf[PRF_GAIN + r, p])
+    s = mi[PR_RESET, p]
     if s >= 0:
-        update_charges(m, st, s, now)
-        st.ei[EI_CHARGES, s] = m.i[SP_CHARGES, s]
-    s = m.i[PR_SPELL, p]
+        update_charges(mi, mf, mk, si, sf, s, now)
+        si[EI_CHARGES, s] = mi[SP_CHARGES, s]
+    s = mi[PR_SPELL, p]
     if s >= 0:
-        push_spell(st, s)
+        push_spell(mi, si, s)
 
 
 @jit
-def proc_event(m, st, on: int, ab: int, now: int) -> None:
+def proc_event(mi, mf, mk, si, sf, on: int, ab: int, now: int) -> None:
     """Offer a cast / hit / crit / tick of ability ``ab`` to every proc listening for it."""
-    first = m.ints[I_EFFECTS]
-    for p in range(m.ints[I_PROCS]):
-        if m.i[PR_ON, p] == on and m.mask[first + p, ab]:
-            proc_attempt(m, st, p, now)
+    first = mi[HEAD, I_EFFECTS]
+    for p in range(mi[HEAD, I_PROCS]):
+        if mi[PR_ON, p] == on and mk[first + p, ab]:
+            proc_attempt(mi, mf, mk, si, sf, p, now)
 
 
 # --- spells -----------------------------------------------------------------------------
 
 
 @jit
-def push_spell(st, s: int) -> None:
+def push_spell(mi, si, s: int) -> None:
     """Queue a triggered spell (executed by :func:`run_triggered`)."""
-    w = st.n[N_WORK]
-    if w < st.work.shape[0]:
-        st.work[w] = s
-        st.n[N_WORK] = w + 1
+    w = si[HEAD, N_WORK]
+    if w < mi[HEAD, I_WORK_CAP]:
+        si[WORK, w] = s
+        si[HEAD, N_WORK] = w + 1
     else:
-        st.metrics[st.metrics.shape[0] - 1, MS_CLIPPED] += 1
+        si[METRICS + MS_CLIPPED, mi[HEAD, I_MISC_ROW]] += 1
 
 
 @jit
-def execute(m, st, s: int, from_rotation: int, now: int) -> None:
+def execute(mi, mf, mk, si, sf, s: int, from_rotation: int, now: int) -> None:
     """Execute spell ``s``: pay, start its cooldown, deal damage, apply auras, trigger."""
-    n_res, n_targets = m.ints[I_RESOURCES], m.ints[I_TARGETS]
+    n_res, n_targets = mi[HEAD, I_RESOURCES], mi[HEAD, I_TARGETS]
     scale = 1.0
-    fr = m.i[SP_FINISHER_RES, s]
+    fr = mi[SP_FINISHER_RES, s]
     if fr >= 0:
-        scale = spend_resource(m, st, fr, m.f[RSF_MAX, fr], now)
+        scale = spend_resource(mi, mf, mk, si, sf, fr, mf[RSF_MAX, fr], now)
     for r in range(n_res):
-        if m.f[SPF_COST + r, s] > 0.0:
-            spend_resource(m, st, r, m.f[SPF_COST + r, s], now)
-        if m.f[SPF_GAIN + r, s] > 0.0:
-            sync_resource(m, st, r, now)
-            gain_resource(m, st, r, m.f[SPF_GAIN + r, s])
+        if mf[SPF_COST + r, s] > 0.0:
+            spend_resource(mi, mf, mk, si, sf, r, mf[SPF_COST + r, s], now)
+        if mf[SPF_GAIN + r, s] > 0.0:
+            sync_resource(mi, mf, mk, si, sf, r, now)
+            gain_resource(mi, mf, mk, si, sf, r, mf[SPF_GAIN + r, s])
     if from_rotation:
-        use_charge(m, st, s, now)
-    st.metrics[s, AB_EXECUTES] += 1
-    first = m.i[SP_CONSUME_START, s]
-    for k in range(first, first + m.i[SP_CONSUME_COUNT, s]):
-        aura_remove(m, st, m.links[k], np.int64(0), now)
-    proc_event(m, st, np.int64(ON_CAST), s, now)
-    n_hit = min(m.i[SP_TARGETS, s], n_targets)
-    coeff = m.f[SPF_COEFF, s]
+        use_charge(mi, mf, mk, si, sf, s, now)
+    si[METRICS + AB_EXECUTES, s] += 1
+    first = mi[SP_CONSUME_START, s]
+    for k in range(first, first + mi[SP_CONSUME_COUNT, s]):
+        aura_remove(mi, mf, mk, si, sf, mi[LINKS, k], np.int64(0), now)
+    proc_event(mi, mf, mk, si, sf, np.int64(ON_CAST), s, now)
+    n_hit = min(mi[SP_TARGETS, s], n_targets)
+    coeff = mf[SPF_COEFF, s]
     if coeff > 0.0:
         for t in range(n_hit):
             crit = deal_damage(
-                m,
-                st,
+                mi,
+                mf,
+                mk,
+                si,
+                sf,
                 s,
                 coeff,
-                m.f[SPF_VARIANCE, s],
-                m.i[SP_CAN_CRIT, s] != 0,
-                m.i[SP_MASTERY, s] != 0,
-                m.i[SP_SCHOOL, s],
+                mf[SPF_VARIANCE, s],
+                mi[SP_CAN_CRIT, s] != 0,
+                mi[SP_MASTERY, s] != 0,
+                mi[SP_SCHOOL, s],
                 t,
                 scale,
                 np.int64(0),
             )
-            proc_event(m, st, np.int64(ON_HIT), s, now)
+            proc_event(mi, mf, mk, si, sf, np.int64(ON_HIT), s, now)
             if crit:
-                proc_event(m, st, np.int64(ON_CRIT), s, now)
-    first = m.i[SP_APPLY_START, s]
-    for k in range(first, first + 2 * m.i[SP_APPLY_COUNT, s], 2):
-        a = m.links[k]
-        if m.i[AU_ON_TARGET, a]:
-            last = 1 if m.i[SP_AURA_PRIMARY, s] else n_hit
+                proc_event(mi, mf, mk, si, sf, np.int64(ON_CRIT), s, now)
+    first = mi[SP_APPLY_START, s]
+    for k in range(first, first + 2 * mi[SP_APPLY_COUNT, s], 2):
+        a = mi[LINKS, k]
+        if mi[AU_ON_TARGET, a]:
+            last = 1 if mi[SP_AURA_PRIMARY, s] else n_hit
             for t in range(last):
-                aura_apply(m, st, a, t, m.links[k + 1], now)
+                aura_apply(mi, mf, mk, si, sf, a, t, mi[LINKS, k + 1], now)
         else:
-            aura_apply(m, st, a, np.int64(0), m.links[k + 1], now)
-    if m.i[SP_CHANNEL_AURA, s] >= 0:
-        aura_apply(m, st, m.i[SP_CHANNEL_AURA, s], np.int64(0), np.int64(1), now)
-    first = m.i[SP_TRIGGER_START, s]
-    for k in range(first, first + m.i[SP_TRIGGER_COUNT, s]):
-        push_spell(st, m.links[k])
+            aura_apply(mi, mf, mk, si, sf, a, np.int64(0), mi[LINKS, k + 1], now)
+    if mi[SP_CHANNEL_AURA, s] >= 0:
+        aura_apply(mi, mf, mk, si, sf, mi[SP_CHANNEL_AURA, s], np.int64(0), np.int64(1), now)
+    first = mi[SP_TRIGGER_START, s]
+    for k in range(first, first + mi[SP_TRIGGER_COUNT, s]):
+        push_spell(mi, si, mi[LINKS, k])
 
 
 @jit
-def run_triggered(m, st, now: int) -> None:
+def run_triggered(mi, mf, mk, si, sf, now: int) -> None:
     """Execute queued triggered spells until none is left (the trigger graph is acyclic)."""
-    while st.n[N_WORK] > 0:
-        w = st.n[N_WORK] - 1
-        st.n[N_WORK] = w
-        execute(m, st, st.work[w], np.int64(0), now)
+    while si[HEAD, N_WORK] > 0:
+        w = si[HEAD, N_WORK] - 1
+        si[HEAD, N_WORK] = w
+        execute(mi, mf, mk, si, sf, si[WORK, w], np.int64(0), now)

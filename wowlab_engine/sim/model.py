@@ -1,8 +1,11 @@
 """Structure-of-arrays layouts: the compiled config (``Model``) and the mutable ``State``.
 
-Each field of a spell, aura, effect, proc or resource is one row of a 2-D table, indexed by
-the entity: ``m.i[SP_COOLDOWN_MS, spell]``, ``m.f[SPF_COEFF, spell]``. Few, large arrays
-keep numba's compile time low (it grows with the number of arrays passed around).
+Five arrays hold everything, and kernel functions take them as plain arguments
+``(mi, mf, mk, si, sf)``: the model's ints, floats and masks, the state's ints and floats.
+Each field of a spell, aura, effect, proc or resource is one row, indexed by the entity:
+``mi[SP_COOLDOWN_MS, spell]``, ``mf[SPF_COEFF, spell]``; row ``HEAD`` holds scalars:
+``mi[HEAD, I_TARGETS]``. (Arrays packed in a tuple would cost a reference-count update at
+every access in compiled code; a few plain arrays cost nothing and compile faster.)
 Abilities (rows of the per-ability metrics) are the spells followed by the auras, so a
 DoT's ticks are reported under the aura's name.
 """
@@ -15,7 +18,10 @@ import numpy as np
 
 from .rng import N_STREAMS
 
-# --- Model.ints: counts and fight -------------------------------------------------------
+#: Row of scalars in every table.
+HEAD = 0
+
+# --- mi[HEAD]: counts, fight, list offsets -------------------------------------------------
 I_TARGETS = 0
 I_FIGHT_MS = 1
 I_FIGHT_VARY_MS = 2
@@ -27,12 +33,13 @@ I_ROTATION = 7
 I_EFFECTS = 8
 I_COND_STACK = 9
 I_WORK_CAP = 10
-I_PRECOMBAT_START = 11  # into Model.links
+I_PRECOMBAT_START = 11  # into mi[LINKS]
 I_PRECOMBAT_COUNT = 12
-I_CODE_START = 13  # condition bytecode: (opcode, argument) pairs in Model.links
-N_INTS = 14
+I_CODE_START = 13  # condition bytecode: (opcode, argument) pairs in mi[LINKS]
+I_MISC_ROW = 14  # metric row of the run-wide counters (see metric_rows)
+N_INTS = 15
 
-# --- Model.floats: actor --------------------------------------------------------------
+# --- mf[HEAD]: actor ---------------------------------------------------------------------
 F_PRIMARY = 0
 F_CRIT = 1  # fractions, not percent
 F_HASTE = 2
@@ -44,64 +51,65 @@ N_FLOATS = 13
 
 MAX_RESOURCES = 4
 
-# --- Model.i rows (int64 fields) ---------------------------------------------------------
-SP_CAST_MS = 0
-SP_GCD_MS = 1
-SP_GCD_HASTED = 2
-SP_GCD_MIN_MS = 3
-SP_OFF_GCD = 4
-SP_COOLDOWN_MS = 5
-SP_COOLDOWN_HASTED = 6
-SP_CHARGES = 7
-SP_FINISHER_RES = 8  # -1: not a finisher
-SP_SCHOOL = 9
-SP_CAN_CRIT = 10
-SP_MASTERY = 11
-SP_TARGETS = 12
-SP_AURA_PRIMARY = 13
-SP_CHANNEL_AURA = 14  # -1: not channelled
-SP_APPLY_START = 15  # (aura, stacks) pairs in Model.links
-SP_APPLY_COUNT = 16
-SP_CONSUME_START = 17
-SP_CONSUME_COUNT = 18
-SP_TRIGGER_START = 19
-SP_TRIGGER_COUNT = 20
-AU_ON_TARGET = 21
-AU_DURATION_MS = 22  # 0: permanent
-AU_CHANNEL_TICKS = 23  # >0: channel aura; duration = ticks x hasted period
-AU_MAX_STACKS = 24
-AU_PANDEMIC = 25
-AU_PERIOD_MS = 26  # 0: no ticks
-AU_PERIOD_HASTED = 27
-AU_PARTIAL = 28
-AU_SCHOOL = 29
-AU_CAN_CRIT = 30
-AU_MASTERY = 31
-AU_HAS_EFFECTS = 32
-EF_AURA = 33
-EF_TYPE = 34
-EF_STAT = 35
-EF_SCHOOL = 36  # -1: any
-EF_RESOURCE = 37
-PR_ON = 38
-PR_RPPM_HASTE = 39
-PR_BLP = 40
-PR_ICD_MS = 41
-PR_AURA = 42  # -1: none
-PR_STACKS = 43
-PR_SPELL = 44  # -1: none
-PR_RESET = 45  # -1: none
-RES_HASTED = 46
-ROT_SPELL = 47
-ROT_START = 48  # index of the entry's first (opcode, argument) pair
-ROT_COUNT = 49
-N_I_ROWS = 50
+# --- mi rows (int64 fields by entity) ----------------------------------------------------
+SP_CAST_MS = 1
+SP_GCD_MS = 2
+SP_GCD_HASTED = 3
+SP_GCD_MIN_MS = 4
+SP_OFF_GCD = 5
+SP_COOLDOWN_MS = 6
+SP_COOLDOWN_HASTED = 7
+SP_CHARGES = 8
+SP_FINISHER_RES = 9  # -1: not a finisher
+SP_SCHOOL = 10
+SP_CAN_CRIT = 11
+SP_MASTERY = 12
+SP_TARGETS = 13
+SP_AURA_PRIMARY = 14
+SP_CHANNEL_AURA = 15  # -1: not channelled
+SP_APPLY_START = 16  # (aura, stacks) pairs in mi[LINKS]
+SP_APPLY_COUNT = 17
+SP_CONSUME_START = 18
+SP_CONSUME_COUNT = 19
+SP_TRIGGER_START = 20
+SP_TRIGGER_COUNT = 21
+AU_ON_TARGET = 22
+AU_DURATION_MS = 23  # 0: permanent
+AU_CHANNEL_TICKS = 24  # >0: channel aura; duration = ticks x hasted period
+AU_MAX_STACKS = 25
+AU_PANDEMIC = 26
+AU_PERIOD_MS = 27  # 0: no ticks
+AU_PERIOD_HASTED = 28
+AU_PARTIAL = 29
+AU_SCHOOL = 30
+AU_CAN_CRIT = 31
+AU_MASTERY = 32
+AU_HAS_EFFECTS = 33
+EF_AURA = 34
+EF_TYPE = 35
+EF_STAT = 36
+EF_SCHOOL = 37  # -1: any
+EF_RESOURCE = 38
+PR_ON = 39
+PR_RPPM_HASTE = 40
+PR_BLP = 41
+PR_ICD_MS = 42
+PR_AURA = 43  # -1: none
+PR_STACKS = 44
+PR_SPELL = 45  # -1: none
+PR_RESET = 46  # -1: none
+RES_HASTED = 47
+ROT_SPELL = 48
+ROT_START = 49  # index of the entry's first (opcode, argument) pair
+ROT_COUNT = 50
+LINKS = 51  # lists: applied auras, consumed auras, triggers, precombat, bytecode
+N_MI_ROWS = 52
 
-# --- Model.f rows (float64 fields) -------------------------------------------------------
-SPF_FINISHER_MIN = 0
-SPF_COEFF = 1  # 0: no direct damage
-SPF_VARIANCE = 2
-SPF_COST = 3  # + resource
+# --- mf rows (float64 fields by entity) --------------------------------------------------
+SPF_FINISHER_MIN = 1
+SPF_COEFF = 2  # 0: no direct damage
+SPF_VARIANCE = 3
+SPF_COST = 4  # + resource
 SPF_GAIN = SPF_COST + MAX_RESOURCES  # + resource
 AUF_COEFF = SPF_GAIN + MAX_RESOURCES
 AUF_VARIANCE = AUF_COEFF + 1
@@ -112,7 +120,8 @@ PRF_GAIN = PRF_RPPM + 1  # + resource
 RSF_MAX = PRF_GAIN + MAX_RESOURCES
 RSF_START = RSF_MAX + 1
 RSF_REGEN = RSF_START + 1  # per ms
-N_F_ROWS = RSF_REGEN + 1
+CONSTS = RSF_REGEN + 1  # constants of the conditions
+N_MF_ROWS = CONSTS + 1
 
 # Stats in effect rows.
 STAT_PRIMARY = 0
@@ -138,18 +147,14 @@ ON_TICK = 3
 
 
 class Model(NamedTuple):
-    """The compiled config (see :mod:`wowlab_engine.compiler`)."""
+    """The compiled config (see :mod:`wowlab_engine.compiler`); pass as ``*model``."""
 
-    ints: np.ndarray  # [N_INTS] int64
-    floats: np.ndarray  # [N_FLOATS] float64
-    i: np.ndarray  # [N_I_ROWS, width] int64
-    f: np.ndarray  # [N_F_ROWS, width] float64
-    mask: np.ndarray  # [effects + procs, abilities] int8: effect / proc applies to ability
-    links: np.ndarray  # int64 lists: applied auras, consumed auras, triggers, precombat, code
-    consts: np.ndarray  # float64 constants of the conditions
+    mi: np.ndarray  # [N_MI_ROWS, width] int64
+    mf: np.ndarray  # [N_MF_ROWS, width] float64
+    mk: np.ndarray  # [effects + procs, abilities] int8: effect / proc applies to ability
 
 
-# --- State.n (int64 scalars) -------------------------------------------------------------
+# --- si[HEAD] (int64 scalars) --------------------------------------------------------------
 N_NOW = 0
 N_FIGHT_MS = 1
 N_HEAP_SIZE = 2
@@ -165,7 +170,30 @@ N_WORK = 11  # size of the triggered-spell work stack
 N_TRUNCATED = 12
 N_SCALARS = 13
 
-# --- State.stat (float64) ----------------------------------------------------------------
+# --- si rows -----------------------------------------------------------------------------
+HP_KEY = 1  # event heap, by slot
+HP_TIME = 2
+HP_SEQ = 3
+HP_POS = 4  # by key: heap slot or -1
+IN_STACKS = 5  # aura instances (aura * targets + slot)
+IN_EXPIRE = 6
+IN_UP_SINCE = 7
+IN_LAST_TICK = 8
+IN_PERIOD = 9
+EI_CHARGES = 10  # spells
+EI_RECHARGE_END = 11
+EI_RES_LAST = 12  # resources: time of the last regeneration update
+EI_PROC_ATTEMPT = 13  # procs
+EI_PROC_LAST = 14
+EI_PROC_ICD = 15
+EI_RNG_KEY = 16  # random streams
+EI_RNG_COUNTER = 17
+WORK = 18  # triggered spells waiting to execute
+METRICS = 19  # + metric column; indexed by metric row (see metric_rows)
+N_METRIC_COLUMNS = 8
+N_SI_ROWS = METRICS + N_METRIC_COLUMNS
+
+# --- sf[HEAD] (float64 scalars) ------------------------------------------------------------
 ST_PRIMARY = 0
 ST_CRIT = 1  # chance
 ST_HASTE = 2  # multiplier (1.2 = 20 % haste)
@@ -173,42 +201,19 @@ ST_MASTERY = 3  # damage multiplier of mastery abilities
 ST_VERSATILITY = 4  # damage multiplier
 N_STAT = 5
 
-# --- State.heap rows ---------------------------------------------------------------------
-HP_KEY = 0  # by heap slot
-HP_TIME = 1
-HP_SEQ = 2
-HP_POS = 3  # by key: heap slot or -1
+# --- sf rows -----------------------------------------------------------------------------
+EF_CD_RATE = 1  # spells
+EF_CAST_MULT = 2
+EF_RES_VALUE = 3  # resources
+EF_RES_RATE = 4  # per ms
+EF_RES_OVERFLOW = 5
+EF_RES_GAINED = 6
+EF_RES_SPENT = 7
+COND = 8  # condition evaluation stack
+MULT = 9  # damage multiplier by ability: player, then one row per target
+N_SF_ROWS = MULT + 1  # + targets
 
-# --- State.inst rows (aura instances: aura * targets + slot) -----------------------------
-IN_STACKS = 0
-IN_EXPIRE = 1
-IN_UP_SINCE = 2
-IN_LAST_TICK = 3
-IN_PERIOD = 4
-N_IN = 5
-
-# --- State.ei rows (int64 per entity) ------------------------------------------------------
-EI_CHARGES = 0  # spells
-EI_RECHARGE_END = 1
-EI_RES_LAST = 2  # resources: time of the last regeneration update
-EI_PROC_ATTEMPT = 3  # procs
-EI_PROC_LAST = 4
-EI_PROC_ICD = 5
-EI_RNG_KEY = 6  # streams
-EI_RNG_COUNTER = 7
-N_EI = 8
-
-# --- State.ef rows (float64 per entity) ----------------------------------------------------
-EF_CD_RATE = 0  # spells
-EF_CAST_MULT = 1
-EF_RES_VALUE = 2  # resources
-EF_RES_RATE = 3  # per ms
-EF_RES_OVERFLOW = 4
-EF_RES_GAINED = 5
-EF_RES_SPENT = 6
-N_EF = 7
-
-# --- State.metrics: one row per ability, then aura, proc, resource, then one misc row ------
+# --- metric columns (rows: abilities, auras, procs, resources, then one misc row) -----------
 AB_DAMAGE = 0
 AB_DIRECT_DAMAGE = 1
 AB_EXECUTES = 2
@@ -217,23 +222,18 @@ AB_CRITS = 4
 AB_TICKS = 5
 AB_TICK_DAMAGE = 6
 AB_TICK_CRITS = 7
-N_AB = 8
 AU_UPTIME_MS = 0
 AU_TRIGGERS = 1
 AU_REFRESHES = 2
-N_AU = 3
 PROC_COUNT = 0
 RS_OVERFLOW = 0  # milli-units
 RS_GAINED = 1
 RS_SPENT = 2
-N_RS = 3
 MS_EVENTS = 0
 MS_FIGHT_MS = 1
 MS_TRUNCATED = 2
 MS_CLIPPED = 3
 MS_DAMAGE_EVENTS = 4
-N_MS = 5
-N_METRIC_COLUMNS = 8
 
 #: A single hit is clipped to this (and counted), so sums cannot overflow int64.
 MAX_HIT = 1 << 30
@@ -245,53 +245,43 @@ MAX_DAMAGE_EVENTS_PER_ITERATION = 1 << 20
 POLL_MS = 100
 #: Expiry time of permanent auras (later than any fight).
 NEVER = 1 << 50
-#: Heap key of the actor's cast in progress; aura expiries and ticks follow.
+#: Heap key of the actor's cast in progress; aura expiries (1 + instance) and ticks follow.
 KEY_CAST = 0
 
 
 class State(NamedTuple):
     """Mutable per-run arrays, reset for every iteration (metrics: for every block)."""
 
-    n: np.ndarray  # [N_SCALARS] int64
-    stat: np.ndarray  # [N_STAT] float64
-    heap: np.ndarray  # [4, keys] int64
-    inst: np.ndarray  # [N_IN, auras * targets] int64
-    ei: np.ndarray  # [N_EI, width] int64
-    ef: np.ndarray  # [N_EF, width] float64
-    mult: np.ndarray  # [1 + targets, abilities]: player damage multiplier, then per target
-    work: np.ndarray  # triggered spells waiting to execute
-    cond: np.ndarray  # condition evaluation stack
-    metrics: np.ndarray  # [rows, N_METRIC_COLUMNS] int64, summed over a block
+    si: np.ndarray  # [N_SI_ROWS, width] int64
+    sf: np.ndarray  # [N_SF_ROWS + targets, width] float64
 
 
-def metric_rows(model: Model) -> tuple[int, int, int, int, int]:
-    """First metric row of the abilities, auras, procs, resources and the misc row."""
-    ints = model.ints
-    n_ab = int(ints[I_SPELLS] + ints[I_AURAS])
-    aura_row = n_ab
-    proc_row = aura_row + int(ints[I_AURAS])
-    res_row = proc_row + int(ints[I_PROCS])
-    misc_row = res_row + int(ints[I_RESOURCES])
-    return 0, aura_row, proc_row, res_row, misc_row
+def metric_rows(spells: int, auras: int, procs: int, resources: int) -> tuple[int, ...]:
+    """First metric row of the abilities, auras, procs, resources, and the misc row."""
+    aura_row = spells + auras
+    proc_row = aura_row + auras
+    res_row = proc_row + procs
+    return 0, aura_row, proc_row, res_row, res_row + resources
 
 
 def new_state(model: Model) -> State:
     """Allocate the state arrays for ``model`` (values are set per iteration)."""
-    ints = model.ints
-    n_targets, n_auras = int(ints[I_TARGETS]), int(ints[I_AURAS])
+    head = model.mi[HEAD]
+    n_targets, n_auras = int(head[I_TARGETS]), int(head[I_AURAS])
     n_inst = n_auras * n_targets
-    n_ab = int(ints[I_SPELLS]) + n_auras
-    width = max(model.i.shape[1], N_STREAMS)
-    misc_row = metric_rows(model)[4]
+    n_ab = int(head[I_SPELLS]) + n_auras
+    width = max(
+        model.mi.shape[1],
+        N_STREAMS,
+        N_SCALARS,
+        N_STAT,
+        1 + 2 * n_inst,
+        int(head[I_WORK_CAP]),
+        int(head[I_COND_STACK]),
+        int(head[I_MISC_ROW]) + 1,
+        n_ab,
+    )
     return State(
-        n=np.zeros(N_SCALARS, np.int64),
-        stat=np.zeros(N_STAT, np.float64),
-        heap=np.zeros((4, 1 + 2 * n_inst), np.int64),
-        inst=np.zeros((N_IN, n_inst), np.int64),
-        ei=np.zeros((N_EI, width), np.int64),
-        ef=np.zeros((N_EF, width), np.float64),
-        mult=np.ones((1 + n_targets, n_ab), np.float64),
-        work=np.zeros(int(ints[I_WORK_CAP]), np.int64),
-        cond=np.zeros(max(1, int(ints[I_COND_STACK])), np.float64),
-        metrics=np.zeros((misc_row + 1, N_METRIC_COLUMNS), np.int64),
+        si=np.zeros((N_SI_ROWS, width), np.int64),
+        sf=np.zeros((N_SF_ROWS + n_targets, width), np.float64),
     )
