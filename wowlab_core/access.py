@@ -27,10 +27,16 @@ from wowlab_core.models import (
 )
 from wowlab_core.plugins import Hooks
 
+# Fixed aliases (not new ones per call): statements built from them keep the same cache
+# key, so SQLAlchemy compiles the lease query once instead of on every lease.
+_FRIEND = sa.orm.aliased(Friendship, name="friend")
+_GRANT = sa.orm.aliased(NodeAccess, name="grant_")
+_MEMBER = sa.orm.aliased(GuildMember, name="member")
+
 
 def friends_clause(a: Any, b: Any) -> sa.ColumnElement[bool]:
     """SQL: users ``a`` and ``b`` (columns or values) are accepted friends."""
-    f = sa.orm.aliased(Friendship)
+    f = _FRIEND
     return (
         sa.exists()
         .where(
@@ -52,8 +58,8 @@ def allowed_clause(
     Each argument is a column or a value, so the same condition filters nodes for a user
     and jobs for a node. ``extra_guild_ids`` are the user's guilds known from plugins.
     """
-    g = sa.orm.aliased(NodeAccess)
-    gm = sa.orm.aliased(GuildMember)
+    g = _GRANT
+    gm = _MEMBER
     extra = list(extra_guild_ids)
     # correlate_except: nested EXISTS must refer to the enclosing query's tables (jobs or
     # nodes), not pull a second copy of them into their own FROM.

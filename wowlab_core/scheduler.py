@@ -17,10 +17,11 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from wowlab_core.access import allowed_clause
 from wowlab_core.db import is_postgres
@@ -98,12 +99,64 @@ def insert_chunks(session: Session, *, job: SimJob, plans: Sequence[ChunkPlan]) 
 # --- leasing --------------------------------------------------------------------------
 
 
-def eligible_jobs_clause(node: Node) -> sa.ColumnElement[bool]:
-    """SQL: active jobs whose owner may use ``node`` (grants only, no plugin hooks)."""
+def eligible_jobs_clause(node_id: Any, owner_id: Any) -> sa.ColumnElement[bool]:
+    """SQL: active jobs whose owner may use the node (grants only, no plugin hooks).
+
+    ``node_id`` and ``owner_id`` are values or bind parameters.
+    """
     return sa.and_(
         col(SimJob.status).in_(ACTIVE_JOB_STATUSES),
-        allowed_clause(node_id=node.id, owner_id=sa.literal(node.user_id), user_id=SimJob.user_id),
-        sa.or_(sa.not_(col(SimJob.own_nodes_only)), col(SimJob.user_id) == node.user_id),
+        allowed_clause(node_id=node_id, owner_id=owner_id, user_id=SimJob.user_id),
+        sa.or_(sa.not_(col(SimJob.own_nodes_only)), col(SimJob.user_id) == owner_id),
+    )
+
+
+# The column type of every timestamp (sqlmodel's UTC-aware DateTime).
+_TIMESTAMP = SQLModel.metadata.tables["sim_chunks"].c.leased_at.type
+
+
+@lru_cache(maxsize=4)
+def _lease_statement(postgres: bool, by_job_ids: bool) -> Any:
+    """The lease UPDATE, built once: everything that varies is a bind parameter, so
+    SQLAlchemy compiles it once per database instead of on every lease."""
+    if by_job_ids:
+        job_filter = col(SimChunk.job_id).in_(sa.bindparam("p_jobs", expanding=True))
+    else:
+        p_node = sa.bindparam("p_node", type_=sa.Integer)
+        p_owner = sa.bindparam("p_owner", type_=sa.Integer)
+        job_filter = col(SimChunk.job_id).in_(
+            select(SimJob.id).where(eligible_jobs_clause(p_node, p_owner))
+        )
+    pick = (
+        select(SimChunk.id)
+        .where(col(SimChunk.status) == ChunkStatus.PENDING.value, job_filter)
+        .order_by(col(SimChunk.job_id), col(SimChunk.seed_offset))
+        .limit(sa.bindparam("p_limit", type_=sa.Integer))
+    )
+    if postgres:
+        # MATERIALIZED: a LIMIT ... FOR UPDATE subquery inside IN may be re-run by the
+        # planner and then return more than ``limit`` rows.
+        picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+    else:
+        picked = pick.cte("picked")
+    return (
+        sa.update(SimChunk)
+        .where(col(SimChunk.id).in_(select(picked.c.id)), col(SimChunk.status) == "pending")
+        .values(
+            status=ChunkStatus.LEASED.value,
+            node_id=sa.bindparam("p_node_set", type_=sa.Integer),
+            attempts=SimChunk.attempts + 1,
+            lease_token_hash=sa.bindparam("p_token_hash", type_=sa.String),
+            lease_expires_at=sa.bindparam("p_expires", type_=_TIMESTAMP),
+            leased_at=sa.bindparam("p_now", type_=_TIMESTAMP),
+        )
+        .returning(
+            col(SimChunk.id),
+            col(SimChunk.job_id),
+            col(SimChunk.config_hash),
+            col(SimChunk.seed_offset),
+            col(SimChunk.iterations),
+        )
     )
 
 
@@ -143,50 +196,26 @@ def lease_chunks(
         return []
     now = now or utcnow()
     expires = now + timedelta(seconds=lease_seconds)
-    if hooks is not None and (hooks.has_access_veto() or hooks.has_user_groups()):
-        job_ids = _eligible_job_ids_with_hooks(session, node, hooks)
-        if not job_ids:
+    params: dict[str, Any] = {}
+    by_job_ids = hooks is not None and (hooks.has_access_veto() or hooks.has_user_groups())
+    if by_job_ids:
+        assert hooks is not None
+        params["p_jobs"] = _eligible_job_ids_with_hooks(session, node, hooks)
+        if not params["p_jobs"]:
             return []
-        job_filter: sa.ColumnElement[bool] = col(SimChunk.job_id).in_(job_ids)
     else:
-        job_filter = col(SimChunk.job_id).in_(select(SimJob.id).where(eligible_jobs_clause(node)))
-    pick = (
-        select(SimChunk.id)
-        .where(col(SimChunk.status) == ChunkStatus.PENDING.value, job_filter)
-        .order_by(col(SimChunk.job_id), col(SimChunk.seed_offset))
-        .limit(limit)
-    )
-    if is_postgres(session.get_bind()):  # type: ignore[arg-type]
-        # MATERIALIZED: a LIMIT ... FOR UPDATE subquery inside IN may be re-run by the
-        # planner and then return more than ``limit`` rows.
-        picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
-    else:
-        picked = pick.cte("picked")
+        params.update(p_node=node.id, p_owner=node.user_id)
     token = secrets.token_urlsafe(24)
     token_hash = hash_token(token)
-    rows = session.execute(
-        sa.update(SimChunk)
-        .where(col(SimChunk.id).in_(select(picked.c.id)), col(SimChunk.status) == "pending")
-        .values(
-            status=ChunkStatus.LEASED.value,
-            node_id=node.id,
-            attempts=SimChunk.attempts + 1,
-            lease_token_hash=token_hash,
-            lease_expires_at=expires,
-            leased_at=now,
-        )
-        .returning(
-            col(SimChunk.id),
-            col(SimChunk.job_id),
-            col(SimChunk.config_hash),
-            col(SimChunk.seed_offset),
-            col(SimChunk.iterations),
-        )
-        .execution_options(synchronize_session=False)
-    ).all()
+    statement = _lease_statement(is_postgres(session.get_bind()), by_job_ids)  # type: ignore[arg-type]
+    params.update(
+        p_limit=limit, p_node_set=node.id, p_token_hash=token_hash, p_expires=expires, p_now=now
+    )
+    rows = session.connection().execute(statement, params).all()
     if not rows:
         return []
-    session.execute(
+    conn = session.connection()
+    conn.execute(
         sa.insert(ChunkLease),
         [
             {"chunk_id": r[0], "node_id": node.id, "token_hash": token_hash, "leased_at": now}
@@ -195,15 +224,20 @@ def lease_chunks(
     )
     job_ids_leased = sorted({r[1] for r in rows})
     jobs = {
-        j.id: (j.seed, j.engine)
-        for j in session.exec(select(SimJob).where(col(SimJob.id).in_(job_ids_leased))).all()
+        job_id: (seed, engine, status)
+        for job_id, seed, engine, status in conn.execute(
+            sa.select(
+                col(SimJob.id), col(SimJob.seed), col(SimJob.engine), col(SimJob.status)
+            ).where(col(SimJob.id).in_(job_ids_leased))
+        )
     }
-    session.execute(
-        sa.update(SimJob)
-        .where(col(SimJob.id).in_(job_ids_leased), col(SimJob.status) == JobStatus.PENDING.value)
-        .values(status=JobStatus.RUNNING.value, started_at=now, status_reason=None)
-        .execution_options(synchronize_session=False)
-    )
+    starting = [j for j in job_ids_leased if jobs[j][2] == JobStatus.PENDING.value]
+    if starting:
+        conn.execute(
+            sa.update(SimJob)
+            .where(col(SimJob.id).in_(starting), col(SimJob.status) == JobStatus.PENDING.value)
+            .values(status=JobStatus.RUNNING.value, started_at=now, status_reason=None)
+        )
     return [
         Lease(
             chunk_id=r[0],
