@@ -550,7 +550,8 @@ def _check_triggers(cfg: SimConfig, res: _Resolver, a: dict[str, Any]) -> int:
         total = 1
         for child, mult, where in edges[s]:
             if state[child] == 1:
-                names = [cfg.spells[x].name for x in [*path[path.index(child) :], s, child]]
+                chain = [*path, s]
+                names = [cfg.spells[x].name for x in [*chain[chain.index(child) :], child]]
                 raise _fail(where, "cycle of triggered spells: " + " -> ".join(names))
             total += mult * visit(child, [*path, s])
             if total > MAX_TRIGGERED:

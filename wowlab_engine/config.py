@@ -351,13 +351,13 @@ def format_path(loc: Sequence[int | str]) -> str:
             out += f"[{part}]"
         else:
             out += f".{part}" if out else str(part)
-    return out or "(config)"
+    return out or "config"
 
 
 def parse_config(raw: Any) -> SimConfig:
     """Validate a parsed JSON config; raise :class:`ConfigInvalid` naming the first bad path."""
     if not isinstance(raw, Mapping):
-        raise ConfigInvalid("config must be a JSON object", field="(config)")
+        raise ConfigInvalid("config: must be a JSON object", field="config")
     try:
         return SimConfig.model_validate(raw)
     except ValidationError as exc:
