@@ -1,0 +1,178 @@
+"""Benchmark of the combat engine: speed per example, compile and start times, memory.
+
+For every example config, run as a 300 s fight (+-20 %) on one core:
+
+* iterations/s and events/s of the compiled (numba) engine, in this process, one thread;
+* the same for the ``NUMBA_DISABLE_JIT=1`` path, in a subprocess, and the speed-up;
+* cold compile time (a subprocess with an empty numba cache, to its first result) and warm
+  start time (a fresh process with the cache filled, to its first result);
+* peak memory: the state arrays of each example, and the peak RSS of the processes.
+
+Usage: ``python benchmarks/engine.py [--seconds 3] [--pure-iterations 3]``. The last line
+sums it up in one line of figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+FIGHT_SECONDS = 300.0
+
+_FIRST_RESULT = """
+import json, sys, time
+t0 = time.perf_counter()
+from wowlab_engine.engine import NumbaEngine
+engine = NumbaEngine()
+config = json.loads(open(sys.argv[1]).read())
+prepared = engine.prepare(config)
+engine.run_chunk(prepared, seed=1, seed_offset=0, iterations=1)
+print(json.dumps({"seconds": time.perf_counter() - t0}))
+"""
+
+_PURE = """
+import json, sys, time, resource
+from wowlab_engine.engine import NumbaEngine
+engine = NumbaEngine()
+out = {}
+for path in sys.argv[2:]:
+    prepared = engine.prepare(json.loads(open(path).read()))
+    t0 = time.perf_counter()
+    result = engine.run_chunk(prepared, seed=1, seed_offset=0, iterations=int(sys.argv[1]))
+    seconds = time.perf_counter() - t0
+    out[path] = {"seconds": seconds, "iterations": result.count,
+                 "events": result.metrics["events"]}
+out["max_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps(out))
+"""
+
+
+def fight_of_300s(config: dict[str, Any]) -> dict[str, Any]:
+    """The example as a 300 s fight with the usual 20 % variation."""
+    fight = {**config.get("fight", {}), "max_time": FIGHT_SECONDS, "vary_combat_length": 0.2}
+    return {**config, "fight": fight}
+
+
+def run_python(code: str, *args: str, env: dict[str, str] | None = None) -> tuple[Any, float]:
+    """Run ``code`` in a fresh interpreter; return its JSON output and the wall time."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1]), time.perf_counter() - t0
+
+
+def measure_compiled(config_path: Path, seconds: float) -> dict[str, float]:
+    """Iterations/s and events/s in this process, one thread, for about ``seconds``."""
+    from wowlab_engine.engine import NumbaEngine
+    from wowlab_engine.sim import model
+
+    engine = NumbaEngine()
+    prepared = engine.prepare(json.loads(config_path.read_text()))
+    engine.run_chunk(prepared, seed=1, seed_offset=0, iterations=2)  # compiled, warm caches
+    iterations, events, elapsed, offset = 0, 0, 0.0, 0
+    batch = 50
+    while elapsed < seconds:
+        t0 = time.perf_counter()
+        result = engine.run_chunk(prepared, seed=1, seed_offset=offset, iterations=batch)
+        elapsed += time.perf_counter() - t0
+        iterations += result.count
+        events += result.metrics["events"]
+        offset += batch
+        batch = min(batch * 2, 2000)
+    state = model.new_state(prepared.model)
+    state_bytes = sum(a.nbytes for a in (*prepared.model, *state))
+    return {
+        "iterations_per_s": iterations / elapsed,
+        "events_per_s": events / elapsed,
+        "events_per_iteration": events / iterations,
+        "state_kib": state_bytes / 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed run per example")
+    parser.add_argument("--pure-iterations", type=int, default=3, help="iterations, pure path")
+    args = parser.parse_args()
+
+    from wowlab_engine import __version__
+    from wowlab_engine.example_configs import example_paths
+
+    workdir = Path(tempfile.mkdtemp(prefix="wowlab-bench-"))
+    configs: dict[str, Path] = {}
+    for name, path in example_paths().items():
+        configs[name] = workdir / f"{name}.json"
+        configs[name].write_text(json.dumps(fight_of_300s(json.loads(path.read_text()))))
+    first = str(next(iter(configs.values())))
+
+    # Cold compile: an empty numba cache; warm start: a fresh process with that cache filled.
+    cache = {"NUMBA_CACHE_DIR": str(workdir / "numba-cache")}
+    _, cold = run_python(_FIRST_RESULT, first, env=cache)
+    warm_runs = [run_python(_FIRST_RESULT, first, env=cache)[1] for _ in range(3)]
+    warm = min(warm_runs)
+
+    pure, _ = run_python(
+        _PURE,
+        str(args.pure_iterations),
+        *map(str, configs.values()),
+        env={"NUMBA_DISABLE_JIT": "1"},
+    )
+
+    rows = []
+    for name, path in configs.items():
+        compiled = measure_compiled(path, args.seconds)
+        p = pure[str(path)]
+        pure_events_per_s = p["events"] / p["seconds"]
+        rows.append(
+            {
+                "example": name,
+                **compiled,
+                "pure_events_per_s": pure_events_per_s,
+                "speedup": compiled["events_per_s"] / pure_events_per_s,
+            }
+        )
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    pure_rss_mib = pure["max_rss_kib"] / 1024
+
+    print(f"wowlab_engine {__version__}, numba, one core, {FIGHT_SECONDS:.0f} s fights +-20 %")
+    header = (
+        f"{'example':<12} {'iter/s':>9} {'events/s':>12} {'events/iter':>11} "
+        f"{'pure ev/s':>10} {'speed-up':>9} {'state KiB':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r['example']:<12} {r['iterations_per_s']:>9,.0f} {r['events_per_s']:>12,.0f} "
+            f"{r['events_per_iteration']:>11,.0f} {r['pure_events_per_s']:>10,.0f} "
+            f"{r['speedup']:>8,.0f}x {r['state_kib']:>9,.1f}"
+        )
+    total_events = sum(r["events_per_s"] for r in rows) / len(rows)
+    slowest = min(r["events_per_s"] for r in rows)
+    speedup = min(r["speedup"] for r in rows)
+    print()
+    print(f"cold compile (empty cache, to first result): {cold:.1f} s")
+    print(f"warm start (fresh process, cache filled, to first result): {warm:.2f} s")
+    print(f"peak RSS: {peak_rss_mib:.0f} MiB compiled, {pure_rss_mib:.0f} MiB pure Python")
+    print(
+        f"engine: mean {total_events / 1e6:.2f} M events/s (slowest {slowest / 1e6:.2f} M), "
+        f"cold compile {cold:.1f} s, warm start {warm:.2f} s, peak RSS {peak_rss_mib:.0f} MiB, "
+        f"speed-up over NUMBA_DISABLE_JIT >= {speedup:.0f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
