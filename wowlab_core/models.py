@@ -332,6 +332,7 @@ __all__ = [
     "Friendship",
     "Guild",
     "GuildMember",
+    "JSONType",
     "JobStatus",
     "Node",
     "NodeAccess",

@@ -30,6 +30,7 @@ from wowlab_core.models import (
     ChunkLease,
     ChunkStatus,
     JobStatus,
+    JSONType,
     Node,
     SimChunk,
     SimConfig,
@@ -376,6 +377,42 @@ def _lock_chunks(session: Session, ids: list[int]) -> dict[int, SimChunk]:
     }
 
 
+_COMPLETE_STATEMENT = (
+    sa.update(SimChunk)
+    .where(col(SimChunk.id) == sa.bindparam("b_id"))
+    .values(
+        status=ChunkStatus.COMPLETED.value,
+        result=sa.bindparam("b_result", type_=JSONType),
+        node_id=sa.bindparam("b_node", type_=sa.Integer),
+        completed_at=sa.bindparam("b_now", type_=_TIMESTAMP),
+        lease_token_hash=None,
+        lease_expires_at=None,
+    )
+)
+
+
+def _completed_copy(
+    chunk: SimChunk, *, node: Node, result: dict[str, Any], now: datetime
+) -> SimChunk:
+    """A detached snapshot of a chunk as completed (for event hooks)."""
+    return SimChunk(
+        id=chunk.id,
+        job_id=chunk.job_id,
+        node_id=node.id,
+        config_hash=chunk.config_hash,
+        iterations=chunk.iterations,
+        seed_offset=chunk.seed_offset,
+        status=ChunkStatus.COMPLETED.value,
+        attempts=chunk.attempts,
+        failures=chunk.failures,
+        expirations=chunk.expirations,
+        result=result,
+        created_at=chunk.created_at,
+        leased_at=chunk.leased_at,
+        completed_at=now,
+    )
+
+
 def _held_lease(session: Session, chunk: SimChunk, node: Node, token_hash: str) -> bool:
     if chunk.lease_token_hash is not None and hmac.compare_digest(
         chunk.lease_token_hash, token_hash
@@ -406,6 +443,7 @@ def complete_chunks(
     now = now or utcnow()
     chunks = _lock_chunks(session, sorted({c.chunk_id for c in completions}))
     accepted: list[tuple[SimChunk, ChunkResult]] = []
+    updates: list[dict[str, Any]] = []
     elapsed: list[tuple[int, float]] = []
     ordered: list[CompletionOutcome] = []
     # In order: once a chunk is accepted, later copies (in this batch too) are duplicates.
@@ -418,20 +456,26 @@ def complete_chunks(
             )
             continue
         chunk = chunks.get(completion.chunk_id)
+        if chunk is not None and any(done.id == chunk.id for done, _ in accepted):
+            ordered.append(
+                CompletionOutcome(chunk.id or 0, Outcome.DUPLICATE.value, "already completed")
+            )
+            continue
         outcome = _judge(session, chunk, node, completion, result)
         ordered.append(outcome)
         if outcome.outcome == Outcome.ACCEPTED.value and chunk is not None:
-            chunk.status = ChunkStatus.COMPLETED.value
-            chunk.result = result.to_dict()
-            chunk.node_id = node.id
-            chunk.completed_at = now
-            chunk.lease_token_hash = None
-            chunk.lease_expires_at = None
-            session.add(chunk)
-            accepted.append((chunk, result))
+            stored = result.to_dict()
+            updates.append({"b_id": chunk.id, "b_result": stored})
+            accepted.append((_completed_copy(chunk, node=node, result=stored, now=now), result))
             if completion.elapsed_seconds and completion.elapsed_seconds > 0:
                 elapsed.append((chunk.iterations, completion.elapsed_seconds))
-    session.flush()
+    if updates:
+        # One executemany on the Core connection: an ORM flush would cost a statement and
+        # its bookkeeping per chunk.
+        session.flush()
+        session.connection().execute(
+            _COMPLETE_STATEMENT, [{**u, "b_node": node.id, "b_now": now} for u in updates]
+        )
     finished = _count_progress(session, accepted, now=now)
     if elapsed:
         _update_throughput(node, elapsed)
