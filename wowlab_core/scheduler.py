@@ -391,26 +391,19 @@ _COMPLETE_STATEMENT = (
 )
 
 
-def _completed_copy(
-    chunk: SimChunk, *, node: Node, result: dict[str, Any], now: datetime
+def _as_completed(
+    session: Session, chunk: SimChunk, *, node: Node, result: dict[str, Any], now: datetime
 ) -> SimChunk:
-    """A detached snapshot of a chunk as completed (for event hooks)."""
-    return SimChunk(
-        id=chunk.id,
-        job_id=chunk.job_id,
-        node_id=node.id,
-        config_hash=chunk.config_hash,
-        iterations=chunk.iterations,
-        seed_offset=chunk.seed_offset,
-        status=ChunkStatus.COMPLETED.value,
-        attempts=chunk.attempts,
-        failures=chunk.failures,
-        expirations=chunk.expirations,
-        result=result,
-        created_at=chunk.created_at,
-        leased_at=chunk.leased_at,
-        completed_at=now,
-    )
+    """Detach the loaded chunk and mark it completed: a snapshot for event hooks, which
+    the session will not flush (the row itself is written by ``_COMPLETE_STATEMENT``)."""
+    session.expunge(chunk)
+    chunk.status = ChunkStatus.COMPLETED.value
+    chunk.result = result
+    chunk.node_id = node.id
+    chunk.completed_at = now
+    chunk.lease_token_hash = None
+    chunk.lease_expires_at = None
+    return chunk
 
 
 def _held_lease(session: Session, chunk: SimChunk, node: Node, token_hash: str) -> bool:
@@ -443,6 +436,7 @@ def complete_chunks(
     now = now or utcnow()
     chunks = _lock_chunks(session, sorted({c.chunk_id for c in completions}))
     accepted: list[tuple[SimChunk, ChunkResult]] = []
+    accepted_ids: set[int] = set()
     updates: list[dict[str, Any]] = []
     elapsed: list[tuple[int, float]] = []
     ordered: list[CompletionOutcome] = []
@@ -456,7 +450,7 @@ def complete_chunks(
             )
             continue
         chunk = chunks.get(completion.chunk_id)
-        if chunk is not None and any(done.id == chunk.id for done, _ in accepted):
+        if chunk is not None and chunk.id in accepted_ids:
             ordered.append(
                 CompletionOutcome(chunk.id or 0, Outcome.DUPLICATE.value, "already completed")
             )
@@ -465,8 +459,11 @@ def complete_chunks(
         ordered.append(outcome)
         if outcome.outcome == Outcome.ACCEPTED.value and chunk is not None:
             stored = result.to_dict()
+            accepted_ids.add(chunk.id or 0)
             updates.append({"b_id": chunk.id, "b_result": stored})
-            accepted.append((_completed_copy(chunk, node=node, result=stored, now=now), result))
+            accepted.append(
+                (_as_completed(session, chunk, node=node, result=stored, now=now), result)
+            )
             if completion.elapsed_seconds and completion.elapsed_seconds > 0:
                 elapsed.append((chunk.iterations, completion.elapsed_seconds))
     if updates:
