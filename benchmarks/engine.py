@@ -2,7 +2,9 @@
 
 For every example config, run as a 300 s fight (+-20 %) on one core:
 
-* iterations/s and events/s of the compiled (numba) engine, in this process, one thread;
+* iterations and events per CPU-second of the compiled (numba) engine, in this process,
+  one thread (CPU time, so that other load on the machine does not count; the wall-clock
+  rate is shown too);
 * the same for the ``NUMBA_DISABLE_JIT=1`` path, in a subprocess, and the speed-up;
 * cold compile time (a subprocess with an empty numba cache, to its first result) and warm
   start time (a fresh process with the cache filled, to its first result);
@@ -45,9 +47,10 @@ engine = NumbaEngine()
 out = {}
 for path in sys.argv[2:]:
     prepared = engine.prepare(json.loads(open(path).read()))
-    t0 = time.perf_counter()
+    engine.run_chunk(prepared, seed=1, seed_offset=0, iterations=1)  # warm up
+    t0 = time.thread_time()
     result = engine.run_chunk(prepared, seed=1, seed_offset=0, iterations=int(sys.argv[1]))
-    seconds = time.perf_counter() - t0
+    seconds = time.thread_time() - t0
     out[path] = {"seconds": seconds, "iterations": result.count,
                  "events": result.metrics["events"]}
 out["max_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -82,12 +85,13 @@ def measure_compiled(config_path: Path, seconds: float) -> dict[str, float]:
     engine = NumbaEngine()
     prepared = engine.prepare(json.loads(config_path.read_text()))
     engine.run_chunk(prepared, seed=1, seed_offset=0, iterations=2)  # compiled, warm caches
-    iterations, events, elapsed, offset = 0, 0, 0.0, 0
+    iterations, events, elapsed, cpu, offset = 0, 0, 0.0, 0.0, 0
     batch = 50
     while elapsed < seconds:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         result = engine.run_chunk(prepared, seed=1, seed_offset=offset, iterations=batch)
         elapsed += time.perf_counter() - t0
+        cpu += time.thread_time() - c0
         iterations += result.count
         events += result.metrics["events"]
         offset += batch
@@ -95,8 +99,9 @@ def measure_compiled(config_path: Path, seconds: float) -> dict[str, float]:
     state = model.new_state(prepared.model)
     state_bytes = sum(a.nbytes for a in (*prepared.model, *state))
     return {
-        "iterations_per_s": iterations / elapsed,
-        "events_per_s": events / elapsed,
+        "iterations_per_s": iterations / cpu,
+        "events_per_s": events / cpu,
+        "wall_events_per_s": events / elapsed,
         "events_per_iteration": events / iterations,
         "state_kib": state_bytes / 1024,
     }
@@ -105,7 +110,7 @@ def measure_compiled(config_path: Path, seconds: float) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="timed run per example")
-    parser.add_argument("--pure-iterations", type=int, default=3, help="iterations, pure path")
+    parser.add_argument("--pure-iterations", type=int, default=5, help="iterations, pure path")
     args = parser.parse_args()
 
     from wowlab_engine import __version__
@@ -147,9 +152,12 @@ def main() -> None:
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     pure_rss_mib = pure["max_rss_kib"] / 1024
 
-    print(f"wowlab_engine {__version__}, numba, one core, {FIGHT_SECONDS:.0f} s fights +-20 %")
+    print(
+        f"wowlab_engine {__version__}, numba, one thread, {FIGHT_SECONDS:.0f} s fights +-20 %, "
+        f"rates per CPU-second; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     header = (
-        f"{'example':<12} {'iter/s':>9} {'events/s':>12} {'events/iter':>11} "
+        f"{'example':<12} {'iter/s':>9} {'events/s':>12} {'wall ev/s':>12} {'events/iter':>11} "
         f"{'pure ev/s':>10} {'speed-up':>9} {'state KiB':>9}"
     )
     print(header)
@@ -157,6 +165,7 @@ def main() -> None:
     for r in rows:
         print(
             f"{r['example']:<12} {r['iterations_per_s']:>9,.0f} {r['events_per_s']:>12,.0f} "
+            f"{r['wall_events_per_s']:>12,.0f} "
             f"{r['events_per_iteration']:>11,.0f} {r['pure_events_per_s']:>10,.0f} "
             f"{r['speedup']:>8,.0f}x {r['state_kib']:>9,.1f}"
         )
@@ -168,7 +177,7 @@ def main() -> None:
     print(f"warm start (fresh process, cache filled, to first result): {warm:.2f} s")
     print(f"peak RSS: {peak_rss_mib:.0f} MiB compiled, {pure_rss_mib:.0f} MiB pure Python")
     print(
-        f"engine: mean {total_events / 1e6:.2f} M events/s (slowest {slowest / 1e6:.2f} M), "
+        f"engine: mean {total_events / 1e6:.2f} M events/CPU-s (slowest {slowest / 1e6:.2f} M), "
         f"cold compile {cold:.1f} s, warm start {warm:.2f} s, peak RSS {peak_rss_mib:.0f} MiB, "
         f"speed-up over NUMBA_DISABLE_JIT >= {speedup:.0f}x"
     )

@@ -327,7 +327,7 @@ class SimConfig(Model):
     name: str = Field("unnamed", max_length=80)
     description: str = Field("", max_length=400)
     actor: Actor
-    fight: Fight = Field(default_factory=Fight)
+    fight: Fight = Fight.model_validate({})
     spells: list[Spell] = Field(min_length=1, max_length=MAX_SPELLS)
     auras: list[Aura] = Field(default_factory=list, max_length=MAX_AURAS)
     procs: list[Proc] = Field(default_factory=list, max_length=MAX_PROCS)

@@ -10,6 +10,7 @@ from typing import Any
 
 from wowlab_core.results import ChunkResult
 from wowlab_engine.compiler import PreparedSim
+from wowlab_engine.runner import AB_COLUMNS as ABILITY_COLUMNS
 
 
 def _ratio(num: float, den: float, digits: int = 2) -> float:
@@ -22,13 +23,12 @@ def report_sections(prepared: PreparedSim, result: ChunkResult) -> dict[str, Any
     n = result.count
     fight_s = metrics.get("fight_ms", 0) / 1000.0
     total = sum(metrics.get(f"ability.{name}.damage", 0) for name in set(prepared.abilities))
-    abilities = []
+    abilities: list[dict[str, Any]] = []
     for name in dict.fromkeys(prepared.abilities):  # unique, in config order
-        get = lambda column, _name=name: metrics.get(f"ability.{_name}.{column}", 0)  # noqa: E731
-        damage, executes, ticks = get("damage"), get("executes"), get("ticks")
+        row = {c: metrics.get(f"ability.{name}.{c}", 0) for c in ABILITY_COLUMNS}
+        damage, executes, ticks, hits = row["damage"], row["executes"], row["ticks"], row["hits"]
         if not (damage or executes or ticks):
             continue
-        hits = get("hits")
         abilities.append(
             {
                 "ability": name,
@@ -36,8 +36,8 @@ def report_sections(prepared: PreparedSim, result: ChunkResult) -> dict[str, Any
                 "dps": _ratio(damage, fight_s),
                 "share_pct": _ratio(100.0 * damage, total),
                 "executes": _ratio(executes, n),
-                "avg_hit": _ratio(get("direct_damage"), hits, 1),
-                "crit_pct": _ratio(100.0 * (get("crits") + get("tick_crits")), hits + ticks),
+                "avg_hit": _ratio(row["direct_damage"], hits, 1),
+                "crit_pct": _ratio(100.0 * (row["crits"] + row["tick_crits"]), hits + ticks),
                 "ticks": _ratio(ticks, n),
             }
         )

@@ -143,6 +143,8 @@ from .model import (
     ST_PRIMARY,
     ST_VERSATILITY,
     WORK,
+    Array,
+    Int,
 )
 from .rng import STREAM_CRIT, STREAM_PROC, STREAM_VARIANCE, draw_unit
 
@@ -150,7 +152,7 @@ from .rng import STREAM_CRIT, STREAM_PROC, STREAM_VARIANCE, draw_unit
 
 
 @jit
-def draw(si, stream: int) -> float:
+def draw(si: Array, stream: Int) -> float:
     """Next uniform draw in [0, 1) of ``stream`` for the current iteration."""
     c = si[EI_RNG_COUNTER, stream]
     si[EI_RNG_COUNTER, stream] = c + 1
@@ -158,7 +160,7 @@ def draw(si, stream: int) -> float:
 
 
 @jit
-def schedule(si, key: int, time: int) -> None:
+def schedule(si: Array, key: Int, time: Int) -> None:
     """Schedule (or move) the event ``key`` at ``time``."""
     seq = si[HEAD, N_SEQ]
     si[HEAD, N_SEQ] = seq + 1
@@ -166,9 +168,9 @@ def schedule(si, key: int, time: int) -> None:
 
 
 @jit
-def tick_key(mi, inst: int) -> int:
+def tick_key(mi: Array, inst: Int) -> Int:
     """Heap key of the next tick of aura instance ``inst`` (its expiry is ``1 + inst``)."""
-    return 1 + mi[HEAD, I_AURAS] * mi[HEAD, I_TARGETS] + inst
+    return int(1 + mi[HEAD, I_AURAS] * mi[HEAD, I_TARGETS] + inst)
 
 
 @jit
@@ -181,7 +183,7 @@ def round_ms(x: float) -> int:
 
 
 @jit
-def sync_resource(mi, mf, mk, si, sf, r: int, now: int) -> None:
+def sync_resource(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, r: Int, now: Int) -> None:
     """Bring resource ``r`` up to ``now``: add regeneration, record overflow."""
     dt = now - si[EI_RES_LAST, r]
     if dt > 0:
@@ -192,7 +194,9 @@ def sync_resource(mi, mf, mk, si, sf, r: int, now: int) -> None:
 
 
 @jit
-def gain_resource(mi, mf, mk, si, sf, r: int, amount: float) -> None:
+def gain_resource(
+    mi: Array, mf: Array, mk: Array, si: Array, sf: Array, r: Int, amount: float
+) -> None:
     """Add ``amount`` of resource ``r`` (synced already); what does not fit is overflow."""
     value = sf[EF_RES_VALUE, r] + amount
     cap = mf[RSF_MAX, r]
@@ -205,20 +209,22 @@ def gain_resource(mi, mf, mk, si, sf, r: int, amount: float) -> None:
 
 
 @jit
-def spend_resource(mi, mf, mk, si, sf, r: int, amount: float, now: int) -> float:
+def spend_resource(
+    mi: Array, mf: Array, mk: Array, si: Array, sf: Array, r: Int, amount: float, now: Int
+) -> float:
     """Spend up to ``amount`` of resource ``r``; return what was spent."""
     sync_resource(mi, mf, mk, si, sf, r, now)
     spent = min(amount, sf[EF_RES_VALUE, r])
     sf[EF_RES_VALUE, r] -= spent
     sf[EF_RES_SPENT, r] += spent
-    return spent
+    return float(spent)
 
 
 # --- cooldowns --------------------------------------------------------------------------
 
 
 @jit
-def recharge_ms(mi, mf, mk, si, sf, s: int) -> int:
+def recharge_ms(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, s: Int) -> int:
     """Duration of one recharge of spell ``s`` if it started now."""
     cd = mi[SP_COOLDOWN_MS, s] / sf[EF_CD_RATE, s]
     if mi[SP_COOLDOWN_HASTED, s]:
@@ -227,7 +233,7 @@ def recharge_ms(mi, mf, mk, si, sf, s: int) -> int:
 
 
 @jit
-def update_charges(mi, mf, mk, si, sf, s: int, now: int) -> None:
+def update_charges(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, s: Int, now: Int) -> None:
     """Credit the charges of spell ``s`` that have recharged by ``now``."""
     top = mi[SP_CHARGES, s]
     while si[EI_CHARGES, s] < top and si[EI_RECHARGE_END, s] <= now:
@@ -237,7 +243,7 @@ def update_charges(mi, mf, mk, si, sf, s: int, now: int) -> None:
 
 
 @jit
-def use_charge(mi, mf, mk, si, sf, s: int, now: int) -> None:
+def use_charge(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, s: Int, now: Int) -> None:
     """Spend a charge of spell ``s`` (start its cooldown)."""
     if mi[SP_COOLDOWN_MS, s] <= 0:
         return
@@ -252,7 +258,7 @@ def use_charge(mi, mf, mk, si, sf, s: int, now: int) -> None:
 
 
 @jit
-def refresh_player(mi, mf, mk, si, sf, now: int) -> None:
+def refresh_player(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, now: Int) -> None:
     """Recompute stats, damage multipliers and rates after a player aura changed."""
     n_res, n_spells = mi[HEAD, I_RESOURCES], mi[HEAD, I_SPELLS]
     n_targets = mi[HEAD, I_TARGETS]
@@ -349,7 +355,7 @@ def refresh_player(mi, mf, mk, si, sf, now: int) -> None:
 
 
 @jit
-def refresh_target(mi, mf, mk, si, sf, slot: int) -> None:
+def refresh_target(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, slot: Int) -> None:
     """Recompute the damage-taken multipliers of target ``slot`` after its auras changed."""
     n_targets = mi[HEAD, I_TARGETS]
     n_ab = mi[HEAD, I_SPELLS] + mi[HEAD, I_AURAS]
@@ -373,20 +379,20 @@ def refresh_target(mi, mf, mk, si, sf, slot: int) -> None:
 
 @jit
 def deal_damage(
-    mi,
-    mf,
-    mk,
-    si,
-    sf,
-    ab: int,
+    mi: Array,
+    mf: Array,
+    mk: Array,
+    si: Array,
+    sf: Array,
+    ab: Int,
     coeff: float,
     variance: float,
     can_crit: bool,
     mastery: bool,
-    school: int,
-    target: int,
+    school: Int,
+    target: Int,
     scale: float,
-    tick: int,
+    tick: Int,
 ) -> bool:
     """One damage event of ability ``ab`` on ``target``; returns whether it crit."""
     amount = coeff * sf[HEAD, ST_PRIMARY] * scale
@@ -425,7 +431,9 @@ def deal_damage(
 
 
 @jit
-def aura_apply(mi, mf, mk, si, sf, a: int, slot: int, stacks: int, now: int) -> None:
+def aura_apply(
+    mi: Array, mf: Array, mk: Array, si: Array, sf: Array, a: Int, slot: Int, stacks: Int, now: Int
+) -> None:
     """Apply (or refresh, adding stacks) aura ``a`` on ``slot`` (0 for player auras)."""
     inst = a * mi[HEAD, I_TARGETS] + slot
     aura_row = mi[HEAD, I_SPELLS] + mi[HEAD, I_AURAS]
@@ -471,7 +479,9 @@ def aura_apply(mi, mf, mk, si, sf, a: int, slot: int, stacks: int, now: int) -> 
 
 
 @jit
-def aura_remove(mi, mf, mk, si, sf, a: int, slot: int, now: int) -> None:
+def aura_remove(
+    mi: Array, mf: Array, mk: Array, si: Array, sf: Array, a: Int, slot: Int, now: Int
+) -> None:
     """Remove aura ``a`` from ``slot`` (no partial tick; see :func:`aura_expire`)."""
     inst = a * mi[HEAD, I_TARGETS] + slot
     if si[IN_STACKS, inst] == 0:
@@ -489,7 +499,9 @@ def aura_remove(mi, mf, mk, si, sf, a: int, slot: int, now: int) -> None:
 
 
 @jit
-def aura_tick(mi, mf, mk, si, sf, inst: int, fraction: float, now: int) -> None:
+def aura_tick(
+    mi: Array, mf: Array, mk: Array, si: Array, sf: Array, inst: Int, fraction: float, now: Int
+) -> None:
     """One (possibly partial) tick of aura instance ``inst``."""
     n_targets = mi[HEAD, I_TARGETS]
     a, slot = inst // n_targets, inst % n_targets
@@ -518,7 +530,9 @@ def aura_tick(mi, mf, mk, si, sf, inst: int, fraction: float, now: int) -> None:
 
 
 @jit
-def aura_tick_event(mi, mf, mk, si, sf, inst: int, now: int) -> None:
+def aura_tick_event(
+    mi: Array, mf: Array, mk: Array, si: Array, sf: Array, inst: Int, now: Int
+) -> None:
     """The tick event of aura instance ``inst``: tick, then schedule the next one."""
     aura_tick(mi, mf, mk, si, sf, inst, np.float64(1.0), now)
     if si[IN_STACKS, inst] > 0:
@@ -528,7 +542,7 @@ def aura_tick_event(mi, mf, mk, si, sf, inst: int, now: int) -> None:
 
 
 @jit
-def aura_expire(mi, mf, mk, si, sf, inst: int, now: int) -> None:
+def aura_expire(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, inst: Int, now: Int) -> None:
     """The expiry event of aura instance ``inst``: a due tick, the partial last tick, removal."""
     n_targets = mi[HEAD, I_TARGETS]
     a = inst // n_targets
@@ -548,7 +562,7 @@ def aura_expire(mi, mf, mk, si, sf, inst: int, now: int) -> None:
 
 
 @jit
-def proc_attempt(mi, mf, mk, si, sf, p: int, now: int) -> None:
+def proc_attempt(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, p: Int, now: Int) -> None:
     """Roll proc ``p`` (flat chance, or RPPM with bad-luck protection) and apply it."""
     if now < si[EI_PROC_ICD, p]:
         return
@@ -586,7 +600,9 @@ def proc_attempt(mi, mf, mk, si, sf, p: int, now: int) -> None:
 
 
 @jit
-def proc_event(mi, mf, mk, si, sf, on: int, ab: int, now: int) -> None:
+def proc_event(
+    mi: Array, mf: Array, mk: Array, si: Array, sf: Array, on: Int, ab: Int, now: Int
+) -> None:
     """Offer a cast / hit / crit / tick of ability ``ab`` to every proc listening for it."""
     first = mi[HEAD, I_EFFECTS]
     for p in range(mi[HEAD, I_PROCS]):
@@ -598,7 +614,7 @@ def proc_event(mi, mf, mk, si, sf, on: int, ab: int, now: int) -> None:
 
 
 @jit
-def push_spell(mi, si, s: int) -> None:
+def push_spell(mi: Array, si: Array, s: Int) -> None:
     """Queue a triggered spell (executed by :func:`run_triggered`)."""
     w = si[HEAD, N_WORK]
     if w < mi[HEAD, I_WORK_CAP]:
@@ -609,7 +625,9 @@ def push_spell(mi, si, s: int) -> None:
 
 
 @jit
-def execute(mi, mf, mk, si, sf, s: int, from_rotation: int, now: int) -> None:
+def execute(
+    mi: Array, mf: Array, mk: Array, si: Array, sf: Array, s: Int, from_rotation: Int, now: Int
+) -> None:
     """Execute spell ``s``: pay, start its cooldown, deal damage, apply auras, trigger."""
     n_res, n_targets = mi[HEAD, I_RESOURCES], mi[HEAD, I_TARGETS]
     scale = 1.0
@@ -669,7 +687,7 @@ def execute(mi, mf, mk, si, sf, s: int, from_rotation: int, now: int) -> None:
 
 
 @jit
-def run_triggered(mi, mf, mk, si, sf, now: int) -> None:
+def run_triggered(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, now: Int) -> None:
     """Execute queued triggered spells until none is left (the trigger graph is acyclic)."""
     while si[HEAD, N_WORK] > 0:
         w = si[HEAD, N_WORK] - 1

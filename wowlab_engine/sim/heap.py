@@ -11,21 +11,19 @@ by slot, ``HP_POS`` by key (slot or -1); its size is ``si[HEAD, N_HEAP_SIZE]``.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ._jit import jit
-from .model import HEAD, HP_KEY, HP_POS, HP_SEQ, HP_TIME, N_HEAP_SIZE
+from .model import HEAD, HP_KEY, HP_POS, HP_SEQ, HP_TIME, N_HEAP_SIZE, Array, Int
 
 
 @jit
-def _less(si: np.ndarray, i: int, j: int) -> bool:
+def _less(si: Array, i: Int, j: Int) -> bool:
     ti = si[HP_TIME, i]
     tj = si[HP_TIME, j]
-    return ti < tj or (ti == tj and si[HP_SEQ, i] < si[HP_SEQ, j])
+    return bool(ti < tj or (ti == tj and si[HP_SEQ, i] < si[HP_SEQ, j]))
 
 
 @jit
-def _swap(si: np.ndarray, i: int, j: int) -> None:
+def _swap(si: Array, i: Int, j: Int) -> None:
     for row in range(HP_KEY, HP_SEQ + 1):  # key, time, seq rows
         x = si[row, i]
         si[row, i] = si[row, j]
@@ -35,7 +33,7 @@ def _swap(si: np.ndarray, i: int, j: int) -> None:
 
 
 @jit
-def _sift(si: np.ndarray, i: int, size: int) -> None:
+def _sift(si: Array, i: Int, size: Int) -> None:
     while i > 0:
         parent = (i - 1) >> 1
         if not _less(si, i, parent):
@@ -56,7 +54,7 @@ def _sift(si: np.ndarray, i: int, size: int) -> None:
 
 
 @jit
-def heap_schedule(si: np.ndarray, key: int, time: int, seq: int) -> None:
+def heap_schedule(si: Array, key: Int, time: Int, seq: Int) -> None:
     """Schedule ``key`` at ``time`` (moving it if it is already scheduled)."""
     i = si[HP_POS, key]
     if i < 0:
@@ -70,7 +68,7 @@ def heap_schedule(si: np.ndarray, key: int, time: int, seq: int) -> None:
 
 
 @jit
-def heap_cancel(si: np.ndarray, key: int) -> None:
+def heap_cancel(si: Array, key: Int) -> None:
     """Remove ``key`` if it is scheduled."""
     i = si[HP_POS, key]
     if i < 0:
@@ -85,7 +83,7 @@ def heap_cancel(si: np.ndarray, key: int) -> None:
 
 
 @jit
-def heap_pop(si: np.ndarray) -> int:
+def heap_pop(si: Array) -> int:
     """Remove and return the key of the earliest event (the heap must not be empty)."""
     key = si[HP_KEY, 0]
     heap_cancel(si, key)

@@ -101,6 +101,8 @@ from .model import (
     SPF_COST,
     SPF_FINISHER_MIN,
     ST_HASTE,
+    Array,
+    Int,
 )
 from .opcodes import (
     OP_ACTIVE_ENEMIES,
@@ -130,7 +132,7 @@ from .rng import N_STREAMS, STREAM_FIGHT, draw_u32, stream_key
 
 
 @jit
-def ready_at(mi, mf, mk, si, sf, s: int, now: int) -> int:
+def ready_at(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, s: Int, now: Int) -> Int:
     """When spell ``s`` will be castable as far as cooldown and resources go (``now`` if now)."""
     t = now
     if mi[SP_COOLDOWN_MS, s] > 0:
@@ -156,7 +158,9 @@ def ready_at(mi, mf, mk, si, sf, s: int, now: int) -> int:
 
 
 @jit
-def condition_holds(mi, mf, mk, si, sf, e: int, now: int) -> bool:
+def condition_holds(
+    mi: Array, mf: Array, mk: Array, si: Array, sf: Array, e: Int, now: Int
+) -> bool:
     """Evaluate the compiled condition of rotation entry ``e``."""
     count = mi[ROT_COUNT, e]
     if count == 0:
@@ -226,11 +230,11 @@ def condition_holds(mi, mf, mk, si, sf, e: int, now: int) -> bool:
             elif op == OP_OR:
                 result = a != 0.0 or b != 0.0
             sf[COND, sp - 1] = 1.0 if result else 0.0
-    return sf[COND, 0] != 0.0
+    return bool(sf[COND, 0] != 0.0)
 
 
 @jit
-def start_cast(mi, mf, mk, si, sf, s: int, now: int) -> None:
+def start_cast(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, s: Int, now: Int) -> None:
     """Begin casting spell ``s``: GCD, cast time or channel, or execute it if instant."""
     haste = sf[HEAD, ST_HASTE]
     gcd_ready = now
@@ -257,7 +261,7 @@ def start_cast(mi, mf, mk, si, sf, s: int, now: int) -> None:
 
 
 @jit
-def decide(mi, mf, mk, si, sf, now: int) -> None:
+def decide(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, now: Int) -> None:
     """The actor's decision at ``now``: cast the first usable spell of the priority list."""
     for _ in range(64):  # off-GCD spells can chain at one instant; each needs a cooldown
         wake = now + POLL_MS
@@ -284,7 +288,16 @@ def decide(mi, mf, mk, si, sf, now: int) -> None:
 
 
 @jit
-def reset(mi, mf, mk, si, sf, seed_lo: int, seed_hi: int, iteration: int) -> None:
+def reset(
+    mi: Array,
+    mf: Array,
+    mk: Array,
+    si: Array,
+    sf: Array,
+    seed_lo: Int,
+    seed_hi: Int,
+    iteration: Int,
+) -> None:
     """Start iteration ``iteration`` of the job: fresh state, random keys, fight length."""
     si[HEAD, :] = 0
     si[HEAD, N_CAST_SPELL] = -1
@@ -319,7 +332,7 @@ def reset(mi, mf, mk, si, sf, seed_lo: int, seed_hi: int, iteration: int) -> Non
 
 
 @jit
-def handle_event(mi, mf, mk, si, sf, key: int, now: int) -> None:
+def handle_event(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, key: Int, now: Int) -> None:
     """Run the event ``key`` popped from the heap."""
     n_inst = mi[HEAD, I_AURAS] * mi[HEAD, I_TARGETS]
     if key == KEY_CAST:
@@ -334,7 +347,16 @@ def handle_event(mi, mf, mk, si, sf, key: int, now: int) -> None:
 
 
 @jit
-def run_iteration(mi, mf, mk, si, sf, seed_lo: int, seed_hi: int, iteration: int) -> None:
+def run_iteration(
+    mi: Array,
+    mf: Array,
+    mk: Array,
+    si: Array,
+    sf: Array,
+    seed_lo: Int,
+    seed_hi: Int,
+    iteration: Int,
+) -> None:
     """Simulate one fight; damage and fight length are left in ``si[HEAD]``."""
     reset(mi, mf, mk, si, sf, seed_lo, seed_hi, iteration)
     fight = si[HEAD, N_FIGHT_MS]
@@ -375,7 +397,16 @@ def run_iteration(mi, mf, mk, si, sf, seed_lo: int, seed_hi: int, iteration: int
 
 @jit
 def run_block(
-    mi, mf, mk, si, sf, seed_lo: int, seed_hi: int, first: int, values: np.ndarray, scale: int
+    mi: Array,
+    mf: Array,
+    mk: Array,
+    si: Array,
+    sf: Array,
+    seed_lo: Int,
+    seed_hi: Int,
+    first: Int,
+    values: Array,
+    scale: Int,
 ) -> None:
     """Run iterations ``first .. first + len(values)``; write per-iteration values.
 

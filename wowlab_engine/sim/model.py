@@ -12,11 +12,15 @@ DoT's ticks are reported under the aura's name.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
 
 from .rng import N_STREAMS
+
+#: Types of kernel arguments: the tables, and integers (Python or numpy).
+Array: TypeAlias = np.ndarray
+Int: TypeAlias = int | np.integer[Any]
 
 #: Row of scalars in every table.
 HEAD = 0

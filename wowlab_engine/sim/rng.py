@@ -11,7 +11,13 @@ int64 and Python's unbounded ints give bit-identical results.
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
+import numpy as np
+
 from ._jit import jit
+
+Int: TypeAlias = int | np.integer[Any]
 
 MASK32 = 0xFFFFFFFF
 TWO_POW_32 = 4294967296.0
@@ -24,7 +30,7 @@ N_STREAMS = 4
 
 
 @jit
-def mix32(x: int) -> int:
+def mix32(x: Int) -> Int:
     """A bijective 32-bit integer hash (xorshift-multiply; both multipliers below 2**31)."""
     x = x & MASK32
     x ^= x >> 16
@@ -36,7 +42,7 @@ def mix32(x: int) -> int:
 
 
 @jit
-def stream_key(seed_lo: int, seed_hi: int, iteration: int, stream: int) -> int:
+def stream_key(seed_lo: Int, seed_hi: Int, iteration: Int, stream: Int) -> Int:
     """The 32-bit key of one stream of one global iteration of a job."""
     h = mix32(seed_lo ^ 0x3C6EF372)
     h = mix32(h ^ seed_hi)
@@ -46,12 +52,12 @@ def stream_key(seed_lo: int, seed_hi: int, iteration: int, stream: int) -> int:
 
 
 @jit
-def draw_u32(key: int, counter: int) -> int:
+def draw_u32(key: Int, counter: Int) -> Int:
     """The ``counter``-th 32-bit draw of the stream with ``key``."""
     return mix32(mix32((counter ^ key) & MASK32) ^ ((key * 0x5BD1E995) & MASK32))
 
 
 @jit
-def draw_unit(key: int, counter: int) -> float:
+def draw_unit(key: Int, counter: Int) -> float:
     """The ``counter``-th draw as a float in [0, 1)."""
     return draw_u32(key, counter) / TWO_POW_32
