@@ -151,9 +151,12 @@ async def _run(db: Any, config: Any, hooks: Hooks, opts: dict[str, Any]) -> Simu
     cache = MemoryDiskCache(CacheSettings(directory=opts["cache_dir"]))
     started = time.perf_counter()
 
+    claimed: list[str] = []
+
     def claim(status: ClaimStatus) -> None:
         # The local user claims each node with the code it shows, as a person would.
         claim_and_announce(db, user_id=user.id or 0, code=status.claim_code or "", hooks=hooks)
+        claimed.append(status.claim_code or "")
 
     agents = [
         NodeAgent(
@@ -173,6 +176,11 @@ async def _run(db: Any, config: Any, hooks: Hooks, opts: dict[str, Any]) -> Simu
             tg.start_soon(agent.run)
         coordinator.notify_work()
         final = await _watch(db, job_id, opts["on_progress"], opts["poll_seconds"])
+        # A tiny job can end before every node is up; let them all join the pool first,
+        # so every node the user asked for was really claimed (and announced).
+        with anyio.move_on_after(10):
+            while len(claimed) < len(agents):
+                await anyio.sleep(0.01)
         for agent in agents:
             agent.stop()
     wall = time.perf_counter() - started

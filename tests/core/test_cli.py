@@ -250,3 +250,29 @@ def test_db_upgrade_on_postgres_via_environment() -> None:
         assert bad.returncode == 2 and "Traceback" not in bad.stderr
         assert bad.stderr.startswith("error: cannot use the database: connection failed")
         assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_sim_with_the_default_engine_is_identical_however_the_job_is_cut() -> None:
+    """The same acceptance with the real (numba) engine and a shipped example."""
+    outputs = set()
+    for chunks, nodes in ((1, 1), (7, 2), (64, 2)):
+        done = wowlab(
+            "sim",
+            "fire_mage",
+            "-n",
+            "640",
+            "--seed",
+            "11",
+            "--json",
+            "--chunks",
+            str(chunks),
+            "--nodes",
+            str(nodes),
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report.pop("timing")["events_per_second"] > 0
+        assert report["engine"]["name"] == "numba" and report["iterations"] == 640
+        outputs.add(json.dumps(report, sort_keys=True))
+    assert len(outputs) == 1

@@ -174,7 +174,9 @@ def test_node_killed_mid_chunk_its_chunk_is_reissued_and_the_report_is_unchanged
     with read_session(db) as s:
         reissued = s.get(SimChunk, chunk.id)
         rescuer_node = s.exec(select(Node).where(Node.name == "rescuer")).one()
-        assert reissued is not None and reissued.attempts == 2 and reissued.expirations == 1
+        # At least one more lease after the victim's ran out (more if a loaded machine
+        # let a lease of the rescuer run out too).
+        assert reissued is not None and reissued.attempts >= 2 and reissued.expirations >= 1
         assert reissued.node_id == rescuer_node.id
     # The same job, undisturbed, in one go: byte-identical report.
     undisturbed = run_local_simulation(
