@@ -86,3 +86,20 @@ def test_reference_engine_matches_in_process() -> None:
         compiled = ENGINE.run_chunk(prepared, seed=9, seed_offset=100, iterations=3)
         pure = reference.run_chunk(prepared, seed=9, seed_offset=100, iterations=3)
         assert compiled.to_dict() == pure.to_dict()
+
+
+def test_chunks_run_concurrently_in_threads_give_the_same_results() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    prepared = ENGINE.prepare(json.loads(EXAMPLES["rogue"].read_text()))
+    serial = [
+        ENGINE.run_chunk(prepared, seed=3, seed_offset=i * 50, iterations=50) for i in range(4)
+    ]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        threaded = list(
+            pool.map(
+                lambda i: ENGINE.run_chunk(prepared, seed=3, seed_offset=i * 50, iterations=50),
+                range(4),
+            )
+        )
+    assert [r.to_dict() for r in threaded] == [r.to_dict() for r in serial]
