@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,18 @@ class AgentOptions:
     claim_wait_seconds: float = 25.0
     drain_seconds: float = 60.0
     retry_seconds: float = 2.0
+
+
+async def _first_of(*waits: Callable[[], Awaitable[object]]) -> None:
+    """Return as soon as one of ``waits`` returns; the others are cancelled."""
+    async with anyio.create_task_group() as tg:
+
+        async def run(wait: Callable[[], Awaitable[object]]) -> None:
+            await wait()
+            tg.cancel_scope.cancel()
+
+        for wait in waits:
+            tg.start_soon(run, wait)
 
 
 class NodeAgent:
@@ -245,36 +257,15 @@ class NodeAgent:
             self.stats.state = "working" if self._running else "idle"
             if not leases:
                 with anyio.move_on_after(self.options.idle_wait_seconds):
-                    async with anyio.create_task_group() as waiters:
-
-                        async def _work() -> None:
-                            await self.transport.wait_for_work(
-                                creds, self.options.idle_wait_seconds
-                            )
-                            waiters.cancel_scope.cancel()
-
-                        async def _stop() -> None:
-                            await self._stopping.wait()
-                            waiters.cancel_scope.cancel()
-
-                        waiters.start_soon(_work)
-                        waiters.start_soon(_stop)
+                    await _first_of(
+                        lambda: self.transport.wait_for_work(creds, self.options.idle_wait_seconds),
+                        self._stopping.wait,
+                    )
         await self._drain(creds)
 
     async def _wait_slot_or_stop(self) -> None:
         self._slot_freed = anyio.Event()
-        async with anyio.create_task_group() as waiters:
-
-            async def _slot() -> None:
-                await self._slot_freed.wait()
-                waiters.cancel_scope.cancel()
-
-            async def _stop() -> None:
-                await self._stopping.wait()
-                waiters.cancel_scope.cancel()
-
-            waiters.start_soon(_slot)
-            waiters.start_soon(_stop)
+        await _first_of(self._slot_freed.wait, self._stopping.wait)
 
     async def _drain(self, creds: NodeCredentials) -> None:
         self.stats.state = "stopping"
