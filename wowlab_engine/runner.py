@@ -57,7 +57,6 @@ def run_chunk(
     for start in range(0, iterations, BLOCK):
         stop = min(iterations, start + BLOCK)
         loop.run_block(
-            *model,
             *state,
             seed_lo,
             seed_hi,
@@ -65,7 +64,7 @@ def run_chunk(
             values[start:stop],
             VALUE_SCALE * 1000,
         )
-        block = state.si[M.METRICS : M.METRICS + M.N_METRIC_COLUMNS, :n_rows].tolist()
+        block = state.ti[M.METRICS : M.METRICS + M.N_METRIC_COLUMNS, :n_rows].tolist()
         for column, block_column in zip(totals, block, strict=True):
             for i, value in enumerate(block_column):
                 column[i] += value

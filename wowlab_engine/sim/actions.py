@@ -89,6 +89,7 @@ from .model import (
     IN_STACKS,
     IN_UP_SINCE,
     LINKS,
+    MASK,
     MAX_HIT,
     METRICS,
     MS_CLIPPED,
@@ -117,6 +118,8 @@ from .model import (
     RES_HASTED,
     RSF_MAX,
     RSF_REGEN,
+    S_HEAD,
+    S_STAT,
     SP_APPLY_COUNT,
     SP_APPLY_START,
     SP_AURA_PRIMARY,
@@ -152,25 +155,25 @@ from .rng import STREAM_CRIT, STREAM_PROC, STREAM_VARIANCE, draw_unit
 
 
 @jit
-def draw(si: Array, stream: Int) -> float:
+def draw(ti: Array, stream: Int) -> float:
     """Next uniform draw in [0, 1) of ``stream`` for the current iteration."""
-    c = si[EI_RNG_COUNTER, stream]
-    si[EI_RNG_COUNTER, stream] = c + 1
-    return draw_unit(si[EI_RNG_KEY, stream], c)
+    c = ti[EI_RNG_COUNTER, stream]
+    ti[EI_RNG_COUNTER, stream] = c + 1
+    return draw_unit(ti[EI_RNG_KEY, stream], c)
 
 
 @jit
-def schedule(si: Array, key: Int, time: Int) -> None:
+def schedule(ti: Array, key: Int, time: Int) -> None:
     """Schedule (or move) the event ``key`` at ``time``."""
-    seq = si[HEAD, N_SEQ]
-    si[HEAD, N_SEQ] = seq + 1
-    heap_schedule(si, key, time, seq)
+    seq = ti[S_HEAD, N_SEQ]
+    ti[S_HEAD, N_SEQ] = seq + 1
+    heap_schedule(ti, key, time, seq)
 
 
 @jit
-def tick_key(mi: Array, inst: Int) -> Int:
+def tick_key(ti: Array, inst: Int) -> Int:
     """Heap key of the next tick of aura instance ``inst`` (its expiry is ``1 + inst``)."""
-    return int(1 + mi[HEAD, I_AURAS] * mi[HEAD, I_TARGETS] + inst)
+    return int(1 + ti[HEAD, I_AURAS] * ti[HEAD, I_TARGETS] + inst)
 
 
 @jit
@@ -183,40 +186,36 @@ def round_ms(x: float) -> int:
 
 
 @jit
-def sync_resource(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, r: Int, now: Int) -> None:
+def sync_resource(ti: Array, tf: Array, r: Int, now: Int) -> None:
     """Bring resource ``r`` up to ``now``: add regeneration, record overflow."""
-    dt = now - si[EI_RES_LAST, r]
+    dt = now - ti[EI_RES_LAST, r]
     if dt > 0:
-        rate = sf[EF_RES_RATE, r]
+        rate = tf[EF_RES_RATE, r]
         if rate > 0.0:
-            gain_resource(mi, mf, mk, si, sf, r, rate * dt)
-        si[EI_RES_LAST, r] = now
+            gain_resource(ti, tf, r, rate * dt)
+        ti[EI_RES_LAST, r] = now
 
 
 @jit
-def gain_resource(
-    mi: Array, mf: Array, mk: Array, si: Array, sf: Array, r: Int, amount: float
-) -> None:
+def gain_resource(ti: Array, tf: Array, r: Int, amount: float) -> None:
     """Add ``amount`` of resource ``r`` (synced already); what does not fit is overflow."""
-    value = sf[EF_RES_VALUE, r] + amount
-    cap = mf[RSF_MAX, r]
+    value = tf[EF_RES_VALUE, r] + amount
+    cap = tf[RSF_MAX, r]
     if value > cap:
-        sf[EF_RES_OVERFLOW, r] += value - cap
+        tf[EF_RES_OVERFLOW, r] += value - cap
         amount -= value - cap
         value = cap
-    sf[EF_RES_VALUE, r] = value
-    sf[EF_RES_GAINED, r] += amount
+    tf[EF_RES_VALUE, r] = value
+    tf[EF_RES_GAINED, r] += amount
 
 
 @jit
-def spend_resource(
-    mi: Array, mf: Array, mk: Array, si: Array, sf: Array, r: Int, amount: float, now: Int
-) -> float:
+def spend_resource(ti: Array, tf: Array, r: Int, amount: float, now: Int) -> float:
     """Spend up to ``amount`` of resource ``r``; return what was spent."""
-    sync_resource(mi, mf, mk, si, sf, r, now)
-    spent = min(amount, sf[EF_RES_VALUE, r])
-    sf[EF_RES_VALUE, r] -= spent
-    sf[EF_RES_SPENT, r] += spent
+    sync_resource(ti, tf, r, now)
+    spent = min(amount, tf[EF_RES_VALUE, r])
+    tf[EF_RES_VALUE, r] -= spent
+    tf[EF_RES_SPENT, r] += spent
     return float(spent)
 
 
@@ -224,68 +223,68 @@ def spend_resource(
 
 
 @jit
-def recharge_ms(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, s: Int) -> int:
+def recharge_ms(ti: Array, tf: Array, s: Int) -> int:
     """Duration of one recharge of spell ``s`` if it started now."""
-    cd = mi[SP_COOLDOWN_MS, s] / sf[EF_CD_RATE, s]
-    if mi[SP_COOLDOWN_HASTED, s]:
-        cd = cd / sf[HEAD, ST_HASTE]
+    cd = ti[SP_COOLDOWN_MS, s] / tf[EF_CD_RATE, s]
+    if ti[SP_COOLDOWN_HASTED, s]:
+        cd = cd / tf[S_STAT, ST_HASTE]
     return max(1, round_ms(cd))
 
 
 @jit
-def update_charges(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, s: Int, now: Int) -> None:
+def update_charges(ti: Array, tf: Array, s: Int, now: Int) -> None:
     """Credit the charges of spell ``s`` that have recharged by ``now``."""
-    top = mi[SP_CHARGES, s]
-    while si[EI_CHARGES, s] < top and si[EI_RECHARGE_END, s] <= now:
-        si[EI_CHARGES, s] += 1
-        if si[EI_CHARGES, s] < top:
-            si[EI_RECHARGE_END, s] += recharge_ms(mi, mf, mk, si, sf, s)
+    top = ti[SP_CHARGES, s]
+    while ti[EI_CHARGES, s] < top and ti[EI_RECHARGE_END, s] <= now:
+        ti[EI_CHARGES, s] += 1
+        if ti[EI_CHARGES, s] < top:
+            ti[EI_RECHARGE_END, s] += recharge_ms(ti, tf, s)
 
 
 @jit
-def use_charge(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, s: Int, now: Int) -> None:
+def use_charge(ti: Array, tf: Array, s: Int, now: Int) -> None:
     """Spend a charge of spell ``s`` (start its cooldown)."""
-    if mi[SP_COOLDOWN_MS, s] <= 0:
+    if ti[SP_COOLDOWN_MS, s] <= 0:
         return
-    update_charges(mi, mf, mk, si, sf, s, now)
-    if si[EI_CHARGES, s] == mi[SP_CHARGES, s]:
-        si[EI_RECHARGE_END, s] = now + recharge_ms(mi, mf, mk, si, sf, s)
-    if si[EI_CHARGES, s] > 0:
-        si[EI_CHARGES, s] -= 1
+    update_charges(ti, tf, s, now)
+    if ti[EI_CHARGES, s] == ti[SP_CHARGES, s]:
+        ti[EI_RECHARGE_END, s] = now + recharge_ms(ti, tf, s)
+    if ti[EI_CHARGES, s] > 0:
+        ti[EI_CHARGES, s] -= 1
 
 
 # --- stats and multipliers ---------------------------------------------------------------
 
 
 @jit
-def refresh_player(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, now: Int) -> None:
+def refresh_player(ti: Array, tf: Array, now: Int) -> None:
     """Recompute stats, damage multipliers and rates after a player aura changed."""
-    n_res, n_spells = mi[HEAD, I_RESOURCES], mi[HEAD, I_SPELLS]
-    n_targets = mi[HEAD, I_TARGETS]
-    n_ab = n_spells + mi[HEAD, I_AURAS]
+    n_res, n_spells = ti[HEAD, I_RESOURCES], ti[HEAD, I_SPELLS]
+    n_targets = ti[HEAD, I_TARGETS]
+    n_ab = n_spells + ti[HEAD, I_AURAS]
     for r in range(n_res):
-        sync_resource(mi, mf, mk, si, sf, r, now)
+        sync_resource(ti, tf, r, now)
     for s in range(n_spells):
-        update_charges(mi, mf, mk, si, sf, s, now)
+        update_charges(ti, tf, s, now)
     # add / pct per stat: primary, crit, haste, mastery, versatility
     add0 = add1 = add2 = add3 = add4 = 0.0
     pct0 = pct1 = pct2 = pct3 = pct4 = 1.0
     haste_mult = 1.0
     for ab in range(n_ab):
-        sf[MULT, ab] = 1.0
+        tf[MULT, ab] = 1.0
     for s in range(n_spells):
-        sf[EF_CAST_MULT, s] = 1.0
-    for e in range(mi[HEAD, I_EFFECTS]):
-        a = mi[EF_AURA, e]
-        if mi[AU_ON_TARGET, a]:
+        tf[EF_CAST_MULT, s] = 1.0
+    for e in range(ti[HEAD, I_EFFECTS]):
+        a = ti[EF_AURA, e]
+        if ti[AU_ON_TARGET, a]:
             continue
-        stacks = si[IN_STACKS, a * n_targets]
+        stacks = ti[IN_STACKS, a * n_targets]
         if stacks == 0:
             continue
-        kind = mi[EF_TYPE, e]
-        v = mf[EFF_VALUE, e] * stacks
+        kind = ti[EF_TYPE, e]
+        v = tf[EFF_VALUE, e] * stacks
         factor = 1.0 + v / 100.0
-        stat = mi[EF_STAT, e]
+        stat = ti[EF_STAT, e]
         if kind == EFFECT_STAT_ADD:
             if stat == 0:
                 add0 += v
@@ -312,66 +311,66 @@ def refresh_player(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, now: I
             haste_mult *= factor
         elif kind == EFFECT_DAMAGE_PCT:
             for ab in range(n_ab):
-                if mk[e, ab]:
-                    sf[MULT, ab] *= max(0.0, factor)
+                if ti[MASK + e, ab]:
+                    tf[MULT, ab] *= max(0.0, factor)
         elif kind == EFFECT_CAST_TIME_PCT:
             for s in range(n_spells):
-                if mk[e, s]:
-                    sf[EF_CAST_MULT, s] *= max(0.0, factor)
-    sf[HEAD, ST_PRIMARY] = max(0.0, (mf[HEAD, F_PRIMARY] + add0) * pct0)
-    sf[HEAD, ST_CRIT] = min(1.0, max(0.0, (mf[HEAD, F_CRIT] * 100.0 + add1) * pct1 / 100.0))
-    haste = (1.0 + (mf[HEAD, F_HASTE] * 100.0 + add2) * pct2 / 100.0) * haste_mult
-    sf[HEAD, ST_HASTE] = min(10.0, max(0.1, haste))
-    sf[HEAD, ST_MASTERY] = max(0.0, 1.0 + (mf[HEAD, F_MASTERY] * 100.0 + add3) * pct3 / 100.0)
-    sf[HEAD, ST_VERSATILITY] = max(
-        0.0, 1.0 + (mf[HEAD, F_VERSATILITY] * 100.0 + add4) * pct4 / 100.0
+                if ti[MASK + e, s]:
+                    tf[EF_CAST_MULT, s] *= max(0.0, factor)
+    tf[S_STAT, ST_PRIMARY] = max(0.0, (tf[HEAD, F_PRIMARY] + add0) * pct0)
+    tf[S_STAT, ST_CRIT] = min(1.0, max(0.0, (tf[HEAD, F_CRIT] * 100.0 + add1) * pct1 / 100.0))
+    haste = (1.0 + (tf[HEAD, F_HASTE] * 100.0 + add2) * pct2 / 100.0) * haste_mult
+    tf[S_STAT, ST_HASTE] = min(10.0, max(0.1, haste))
+    tf[S_STAT, ST_MASTERY] = max(0.0, 1.0 + (tf[HEAD, F_MASTERY] * 100.0 + add3) * pct3 / 100.0)
+    tf[S_STAT, ST_VERSATILITY] = max(
+        0.0, 1.0 + (tf[HEAD, F_VERSATILITY] * 100.0 + add4) * pct4 / 100.0
     )
     for s in range(n_spells):
         rate = 1.0
-        for e in range(mi[HEAD, I_EFFECTS]):
-            a = mi[EF_AURA, e]
-            if mi[EF_TYPE, e] == EFFECT_COOLDOWN_RATE_PCT and mk[e, s]:
-                stacks = si[IN_STACKS, a * n_targets]
+        for e in range(ti[HEAD, I_EFFECTS]):
+            a = ti[EF_AURA, e]
+            if ti[EF_TYPE, e] == EFFECT_COOLDOWN_RATE_PCT and ti[MASK + e, s]:
+                stacks = ti[IN_STACKS, a * n_targets]
                 if stacks > 0:
-                    rate *= 1.0 + mf[EFF_VALUE, e] * stacks / 100.0
+                    rate *= 1.0 + tf[EFF_VALUE, e] * stacks / 100.0
         rate = min(100.0, max(0.01, rate))
-        old = sf[EF_CD_RATE, s]
+        old = tf[EF_CD_RATE, s]
         if rate != old:
-            left = si[EI_RECHARGE_END, s] - now
-            if si[EI_CHARGES, s] < mi[SP_CHARGES, s] and left > 0:
-                si[EI_RECHARGE_END, s] = now + round_ms(left * old / rate)
-            sf[EF_CD_RATE, s] = rate
+            left = ti[EI_RECHARGE_END, s] - now
+            if ti[EI_CHARGES, s] < ti[SP_CHARGES, s] and left > 0:
+                ti[EI_RECHARGE_END, s] = now + round_ms(left * old / rate)
+            tf[EF_CD_RATE, s] = rate
     for r in range(n_res):
-        rate = mf[RSF_REGEN, r]
-        for e in range(mi[HEAD, I_EFFECTS]):
-            a = mi[EF_AURA, e]
-            if mi[EF_TYPE, e] == EFFECT_REGEN_PCT and mi[EF_RESOURCE, e] == r:
-                stacks = si[IN_STACKS, a * n_targets]
-                if stacks > 0 and not mi[AU_ON_TARGET, a]:
-                    rate *= 1.0 + mf[EFF_VALUE, e] * stacks / 100.0
-        if mi[RES_HASTED, r]:
-            rate *= sf[HEAD, ST_HASTE]
-        sf[EF_RES_RATE, r] = rate
+        rate = tf[RSF_REGEN, r]
+        for e in range(ti[HEAD, I_EFFECTS]):
+            a = ti[EF_AURA, e]
+            if ti[EF_TYPE, e] == EFFECT_REGEN_PCT and ti[EF_RESOURCE, e] == r:
+                stacks = ti[IN_STACKS, a * n_targets]
+                if stacks > 0 and not ti[AU_ON_TARGET, a]:
+                    rate *= 1.0 + tf[EFF_VALUE, e] * stacks / 100.0
+        if ti[RES_HASTED, r]:
+            rate *= tf[S_STAT, ST_HASTE]
+        tf[EF_RES_RATE, r] = rate
 
 
 @jit
-def refresh_target(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, slot: Int) -> None:
+def refresh_target(ti: Array, tf: Array, slot: Int) -> None:
     """Recompute the damage-taken multipliers of target ``slot`` after its auras changed."""
-    n_targets = mi[HEAD, I_TARGETS]
-    n_ab = mi[HEAD, I_SPELLS] + mi[HEAD, I_AURAS]
+    n_targets = ti[HEAD, I_TARGETS]
+    n_ab = ti[HEAD, I_SPELLS] + ti[HEAD, I_AURAS]
     for ab in range(n_ab):
-        sf[MULT + 1 + slot, ab] = 1.0
-    for e in range(mi[HEAD, I_EFFECTS]):
-        a = mi[EF_AURA, e]
-        if not mi[AU_ON_TARGET, a] or mi[EF_TYPE, e] != EFFECT_DAMAGE_PCT:
+        tf[MULT + 1 + slot, ab] = 1.0
+    for e in range(ti[HEAD, I_EFFECTS]):
+        a = ti[EF_AURA, e]
+        if not ti[AU_ON_TARGET, a] or ti[EF_TYPE, e] != EFFECT_DAMAGE_PCT:
             continue
-        stacks = si[IN_STACKS, a * n_targets + slot]
+        stacks = ti[IN_STACKS, a * n_targets + slot]
         if stacks == 0:
             continue
-        factor = max(0.0, 1.0 + mf[EFF_VALUE, e] * stacks / 100.0)
+        factor = max(0.0, 1.0 + tf[EFF_VALUE, e] * stacks / 100.0)
         for ab in range(n_ab):
-            if mk[e, ab]:
-                sf[MULT + 1 + slot, ab] *= factor
+            if ti[MASK + e, ab]:
+                tf[MULT + 1 + slot, ab] *= factor
 
 
 # --- damage -----------------------------------------------------------------------------
@@ -379,11 +378,8 @@ def refresh_target(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, slot: 
 
 @jit
 def deal_damage(
-    mi: Array,
-    mf: Array,
-    mk: Array,
-    si: Array,
-    sf: Array,
+    ti: Array,
+    tf: Array,
     ab: Int,
     coeff: float,
     variance: float,
@@ -395,35 +391,35 @@ def deal_damage(
     tick: Int,
 ) -> bool:
     """One damage event of ability ``ab`` on ``target``; returns whether it crit."""
-    amount = coeff * sf[HEAD, ST_PRIMARY] * scale
-    amount *= sf[HEAD, ST_VERSATILITY] * sf[MULT, ab]
-    amount *= sf[MULT + 1 + target, ab] * mf[HEAD, F_TAKEN + school]
+    amount = coeff * tf[S_STAT, ST_PRIMARY] * scale
+    amount *= tf[S_STAT, ST_VERSATILITY] * tf[MULT, ab]
+    amount *= tf[MULT + 1 + target, ab] * tf[HEAD, F_TAKEN + school]
     if mastery:
-        amount *= sf[HEAD, ST_MASTERY]
+        amount *= tf[S_STAT, ST_MASTERY]
     if variance > 0.0:
-        amount *= 1.0 + variance * (2.0 * draw(si, np.int64(STREAM_VARIANCE)) - 1.0)
+        amount *= 1.0 + variance * (2.0 * draw(ti, np.int64(STREAM_VARIANCE)) - 1.0)
     crit = False
-    if can_crit and draw(si, np.int64(STREAM_CRIT)) < sf[HEAD, ST_CRIT]:
+    if can_crit and draw(ti, np.int64(STREAM_CRIT)) < tf[S_STAT, ST_CRIT]:
         crit = True
-        amount *= mf[HEAD, F_CRIT_MULTIPLIER]
+        amount *= tf[HEAD, F_CRIT_MULTIPLIER]
     if amount >= MAX_HIT:
         dealt = MAX_HIT
-        si[METRICS + MS_CLIPPED, mi[HEAD, I_MISC_ROW]] += 1
+        ti[METRICS + MS_CLIPPED, ti[HEAD, I_MISC_ROW]] += 1
     else:
         dealt = int(max(0.0, amount))
-    si[HEAD, N_DAMAGE] += dealt
-    si[HEAD, N_DAMAGE_EVENTS] += 1
-    si[METRICS + AB_DAMAGE, ab] += dealt
+    ti[S_HEAD, N_DAMAGE] += dealt
+    ti[S_HEAD, N_DAMAGE_EVENTS] += 1
+    ti[METRICS + AB_DAMAGE, ab] += dealt
     if tick:
-        si[METRICS + AB_TICKS, ab] += 1
-        si[METRICS + AB_TICK_DAMAGE, ab] += dealt
+        ti[METRICS + AB_TICKS, ab] += 1
+        ti[METRICS + AB_TICK_DAMAGE, ab] += dealt
         if crit:
-            si[METRICS + AB_TICK_CRITS, ab] += 1
+            ti[METRICS + AB_TICK_CRITS, ab] += 1
     else:
-        si[METRICS + AB_HITS, ab] += 1
-        si[METRICS + AB_DIRECT_DAMAGE, ab] += dealt
+        ti[METRICS + AB_HITS, ab] += 1
+        ti[METRICS + AB_DIRECT_DAMAGE, ab] += dealt
         if crit:
-            si[METRICS + AB_CRITS, ab] += 1
+            ti[METRICS + AB_CRITS, ab] += 1
     return crit
 
 
@@ -431,265 +427,247 @@ def deal_damage(
 
 
 @jit
-def aura_apply(
-    mi: Array, mf: Array, mk: Array, si: Array, sf: Array, a: Int, slot: Int, stacks: Int, now: Int
-) -> None:
+def aura_apply(ti: Array, tf: Array, a: Int, slot: Int, stacks: Int, now: Int) -> None:
     """Apply (or refresh, adding stacks) aura ``a`` on ``slot`` (0 for player auras)."""
-    inst = a * mi[HEAD, I_TARGETS] + slot
-    aura_row = mi[HEAD, I_SPELLS] + mi[HEAD, I_AURAS]
-    before = si[IN_STACKS, inst]
-    after = min(before + stacks, mi[AU_MAX_STACKS, a])
-    si[IN_STACKS, inst] = after
-    period = mi[AU_PERIOD_MS, a]
+    inst = a * ti[HEAD, I_TARGETS] + slot
+    aura_row = ti[HEAD, I_SPELLS] + ti[HEAD, I_AURAS]
+    before = ti[IN_STACKS, inst]
+    after = min(before + stacks, ti[AU_MAX_STACKS, a])
+    ti[IN_STACKS, inst] = after
+    period = ti[AU_PERIOD_MS, a]
     if period > 0:
-        if mi[AU_PERIOD_HASTED, a]:
-            period = max(1, round_ms(period / sf[HEAD, ST_HASTE]))
-        si[IN_PERIOD, inst] = period
-    duration = mi[AU_DURATION_MS, a]
-    if mi[AU_CHANNEL_TICKS, a] > 0:
-        duration = period * mi[AU_CHANNEL_TICKS, a]
+        if ti[AU_PERIOD_HASTED, a]:
+            period = max(1, round_ms(period / tf[S_STAT, ST_HASTE]))
+        ti[IN_PERIOD, inst] = period
+    duration = ti[AU_DURATION_MS, a]
+    if ti[AU_CHANNEL_TICKS, a] > 0:
+        duration = period * ti[AU_CHANNEL_TICKS, a]
     if before == 0:
-        si[IN_UP_SINCE, inst] = now
-        si[METRICS + AU_TRIGGERS, aura_row + a] += 1
-        si[IN_EXPIRE, inst] = NEVER
+        ti[IN_UP_SINCE, inst] = now
+        ti[METRICS + AU_TRIGGERS, aura_row + a] += 1
+        ti[IN_EXPIRE, inst] = NEVER
         if duration > 0:
-            si[IN_EXPIRE, inst] = now + duration
-            schedule(si, 1 + inst, now + duration)
+            ti[IN_EXPIRE, inst] = now + duration
+            schedule(ti, 1 + inst, now + duration)
         if period > 0:
-            si[IN_LAST_TICK, inst] = now
-            if now + period <= si[IN_EXPIRE, inst]:
-                schedule(si, tick_key(mi, inst), now + period)
+            ti[IN_LAST_TICK, inst] = now
+            if now + period <= ti[IN_EXPIRE, inst]:
+                schedule(ti, tick_key(ti, inst), now + period)
     else:
-        si[METRICS + AU_REFRESHES, aura_row + a] += 1
+        ti[METRICS + AU_REFRESHES, aura_row + a] += 1
         if duration > 0:
             extra = 0
-            if mi[AU_PANDEMIC, a]:
-                extra = min(si[IN_EXPIRE, inst] - now, duration * 3 // 10)
-            si[IN_EXPIRE, inst] = now + duration + extra
-            schedule(si, 1 + inst, now + duration + extra)
-        if period > 0 and si[HP_POS, tick_key(mi, inst)] < 0:
-            nxt = max(si[IN_LAST_TICK, inst] + period, now)
-            if nxt <= si[IN_EXPIRE, inst]:
-                schedule(si, tick_key(mi, inst), nxt)
-    if after != before and mi[AU_HAS_EFFECTS, a]:
-        if mi[AU_ON_TARGET, a]:
-            refresh_target(mi, mf, mk, si, sf, slot)
+            if ti[AU_PANDEMIC, a]:
+                extra = min(ti[IN_EXPIRE, inst] - now, duration * 3 // 10)
+            ti[IN_EXPIRE, inst] = now + duration + extra
+            schedule(ti, 1 + inst, now + duration + extra)
+        if period > 0 and ti[HP_POS, tick_key(ti, inst)] < 0:
+            nxt = max(ti[IN_LAST_TICK, inst] + period, now)
+            if nxt <= ti[IN_EXPIRE, inst]:
+                schedule(ti, tick_key(ti, inst), nxt)
+    if after != before and ti[AU_HAS_EFFECTS, a]:
+        if ti[AU_ON_TARGET, a]:
+            refresh_target(ti, tf, slot)
         else:
-            refresh_player(mi, mf, mk, si, sf, now)
+            refresh_player(ti, tf, now)
 
 
 @jit
-def aura_remove(
-    mi: Array, mf: Array, mk: Array, si: Array, sf: Array, a: Int, slot: Int, now: Int
-) -> None:
+def aura_remove(ti: Array, tf: Array, a: Int, slot: Int, now: Int) -> None:
     """Remove aura ``a`` from ``slot`` (no partial tick; see :func:`aura_expire`)."""
-    inst = a * mi[HEAD, I_TARGETS] + slot
-    if si[IN_STACKS, inst] == 0:
+    inst = a * ti[HEAD, I_TARGETS] + slot
+    if ti[IN_STACKS, inst] == 0:
         return
-    aura_row = mi[HEAD, I_SPELLS] + mi[HEAD, I_AURAS]
-    si[METRICS + AU_UPTIME_MS, aura_row + a] += now - si[IN_UP_SINCE, inst]
-    si[IN_STACKS, inst] = 0
-    heap_cancel(si, 1 + inst)
-    heap_cancel(si, tick_key(mi, inst))
-    if mi[AU_HAS_EFFECTS, a]:
-        if mi[AU_ON_TARGET, a]:
-            refresh_target(mi, mf, mk, si, sf, slot)
+    aura_row = ti[HEAD, I_SPELLS] + ti[HEAD, I_AURAS]
+    ti[METRICS + AU_UPTIME_MS, aura_row + a] += now - ti[IN_UP_SINCE, inst]
+    ti[IN_STACKS, inst] = 0
+    heap_cancel(ti, 1 + inst)
+    heap_cancel(ti, tick_key(ti, inst))
+    if ti[AU_HAS_EFFECTS, a]:
+        if ti[AU_ON_TARGET, a]:
+            refresh_target(ti, tf, slot)
         else:
-            refresh_player(mi, mf, mk, si, sf, now)
+            refresh_player(ti, tf, now)
 
 
 @jit
-def aura_tick(
-    mi: Array, mf: Array, mk: Array, si: Array, sf: Array, inst: Int, fraction: float, now: Int
-) -> None:
+def aura_tick(ti: Array, tf: Array, inst: Int, fraction: float, now: Int) -> None:
     """One (possibly partial) tick of aura instance ``inst``."""
-    n_targets = mi[HEAD, I_TARGETS]
+    n_targets = ti[HEAD, I_TARGETS]
     a, slot = inst // n_targets, inst % n_targets
-    ab = mi[HEAD, I_SPELLS] + a
-    target = slot if mi[AU_ON_TARGET, a] else 0
-    si[IN_LAST_TICK, inst] = now
+    ab = ti[HEAD, I_SPELLS] + a
+    target = slot if ti[AU_ON_TARGET, a] else 0
+    ti[IN_LAST_TICK, inst] = now
     crit = deal_damage(
-        mi,
-        mf,
-        mk,
-        si,
-        sf,
+        ti,
+        tf,
         ab,
-        mf[AUF_COEFF, a] * si[IN_STACKS, inst],
-        mf[AUF_VARIANCE, a],
-        mi[AU_CAN_CRIT, a] != 0,
-        mi[AU_MASTERY, a] != 0,
-        mi[AU_SCHOOL, a],
+        tf[AUF_COEFF, a] * ti[IN_STACKS, inst],
+        tf[AUF_VARIANCE, a],
+        ti[AU_CAN_CRIT, a] != 0,
+        ti[AU_MASTERY, a] != 0,
+        ti[AU_SCHOOL, a],
         target,
         fraction,
         np.int64(1),
     )
-    proc_event(mi, mf, mk, si, sf, np.int64(ON_TICK), ab, now)
+    proc_event(ti, tf, np.int64(ON_TICK), ab, now)
     if crit:
-        proc_event(mi, mf, mk, si, sf, np.int64(ON_CRIT), ab, now)
+        proc_event(ti, tf, np.int64(ON_CRIT), ab, now)
 
 
 @jit
-def aura_tick_event(
-    mi: Array, mf: Array, mk: Array, si: Array, sf: Array, inst: Int, now: Int
-) -> None:
+def aura_tick_event(ti: Array, tf: Array, inst: Int, now: Int) -> None:
     """The tick event of aura instance ``inst``: tick, then schedule the next one."""
-    aura_tick(mi, mf, mk, si, sf, inst, np.float64(1.0), now)
-    if si[IN_STACKS, inst] > 0:
-        nxt = now + si[IN_PERIOD, inst]
-        if nxt <= si[IN_EXPIRE, inst]:
-            schedule(si, tick_key(mi, inst), nxt)
+    aura_tick(ti, tf, inst, np.float64(1.0), now)
+    if ti[IN_STACKS, inst] > 0:
+        nxt = now + ti[IN_PERIOD, inst]
+        if nxt <= ti[IN_EXPIRE, inst]:
+            schedule(ti, tick_key(ti, inst), nxt)
 
 
 @jit
-def aura_expire(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, inst: Int, now: Int) -> None:
+def aura_expire(ti: Array, tf: Array, inst: Int, now: Int) -> None:
     """The expiry event of aura instance ``inst``: a due tick, the partial last tick, removal."""
-    n_targets = mi[HEAD, I_TARGETS]
+    n_targets = ti[HEAD, I_TARGETS]
     a = inst // n_targets
-    if mi[AU_PERIOD_MS, a] > 0:
-        key = tick_key(mi, inst)
-        pos = si[HP_POS, key]
-        if pos >= 0 and si[HP_TIME, pos] <= now:
-            heap_cancel(si, key)
-            aura_tick(mi, mf, mk, si, sf, inst, np.float64(1.0), now)
-        last = si[IN_LAST_TICK, inst]
-        if mi[AU_PARTIAL, a] and now > last and si[IN_STACKS, inst] > 0:
-            aura_tick(mi, mf, mk, si, sf, inst, (now - last) / si[IN_PERIOD, inst], now)
-    aura_remove(mi, mf, mk, si, sf, a, inst % n_targets, now)
+    if ti[AU_PERIOD_MS, a] > 0:
+        key = tick_key(ti, inst)
+        pos = ti[HP_POS, key]
+        if pos >= 0 and ti[HP_TIME, pos] <= now:
+            heap_cancel(ti, key)
+            aura_tick(ti, tf, inst, np.float64(1.0), now)
+        last = ti[IN_LAST_TICK, inst]
+        if ti[AU_PARTIAL, a] and now > last and ti[IN_STACKS, inst] > 0:
+            aura_tick(ti, tf, inst, (now - last) / ti[IN_PERIOD, inst], now)
+    aura_remove(ti, tf, a, inst % n_targets, now)
 
 
 # --- procs ------------------------------------------------------------------------------
 
 
 @jit
-def proc_attempt(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, p: Int, now: Int) -> None:
+def proc_attempt(ti: Array, tf: Array, p: Int, now: Int) -> None:
     """Roll proc ``p`` (flat chance, or RPPM with bad-luck protection) and apply it."""
-    if now < si[EI_PROC_ICD, p]:
+    if now < ti[EI_PROC_ICD, p]:
         return
-    rppm = mf[PRF_RPPM, p]
+    rppm = tf[PRF_RPPM, p]
     if rppm > 0.0:
-        rate = rppm * sf[HEAD, ST_HASTE] if mi[PR_RPPM_HASTE, p] else rppm
-        since_attempt = min(now - si[EI_PROC_ATTEMPT, p], 3500)
+        rate = rppm * tf[S_STAT, ST_HASTE] if ti[PR_RPPM_HASTE, p] else rppm
+        since_attempt = min(now - ti[EI_PROC_ATTEMPT, p], 3500)
         chance = rate * since_attempt / 60000.0
-        if mi[PR_BLP, p]:
-            since_proc = min(now - si[EI_PROC_LAST, p], 1000000)
+        if ti[PR_BLP, p]:
+            since_proc = min(now - ti[EI_PROC_LAST, p], 1000000)
             chance *= max(1.0, 1.0 + 3.0 * (since_proc * rppm / 60000.0 - 1.5))
-        si[EI_PROC_ATTEMPT, p] = now
+        ti[EI_PROC_ATTEMPT, p] = now
     else:
-        chance = mf[PRF_CHANCE, p]
-    if draw(si, np.int64(STREAM_PROC)) >= chance:
+        chance = tf[PRF_CHANCE, p]
+    if draw(ti, np.int64(STREAM_PROC)) >= chance:
         return
-    si[EI_PROC_LAST, p] = now
-    si[EI_PROC_ICD, p] = now + mi[PR_ICD_MS, p]
-    proc_row = mi[HEAD, I_SPELLS] + 2 * mi[HEAD, I_AURAS]
-    si[METRICS + PROC_COUNT, proc_row + p] += 1
-    a = mi[PR_AURA, p]
+    ti[EI_PROC_LAST, p] = now
+    ti[EI_PROC_ICD, p] = now + ti[PR_ICD_MS, p]
+    proc_row = ti[HEAD, I_SPELLS] + 2 * ti[HEAD, I_AURAS]
+    ti[METRICS + PROC_COUNT, proc_row + p] += 1
+    a = ti[PR_AURA, p]
     if a >= 0:
-        aura_apply(mi, mf, mk, si, sf, a, np.int64(0), mi[PR_STACKS, p], now)
-    for r in range(mi[HEAD, I_RESOURCES]):
-        if mf[PRF_GAIN + r, p] > 0.0:
-            sync_resource(mi, mf, mk, si, sf, r, now)
-            gain_resource(mi, mf, mk, si, sf, r, mf[PRF_GAIN + r, p])
-    s = mi[PR_RESET, p]
+        aura_apply(ti, tf, a, np.int64(0), ti[PR_STACKS, p], now)
+    for r in range(ti[HEAD, I_RESOURCES]):
+        if tf[PRF_GAIN + r, p] > 0.0:
+            sync_resource(ti, tf, r, now)
+            gain_resource(ti, tf, r, tf[PRF_GAIN + r, p])
+    s = ti[PR_RESET, p]
     if s >= 0:
-        update_charges(mi, mf, mk, si, sf, s, now)
-        si[EI_CHARGES, s] = mi[SP_CHARGES, s]
-    s = mi[PR_SPELL, p]
+        update_charges(ti, tf, s, now)
+        ti[EI_CHARGES, s] = ti[SP_CHARGES, s]
+    s = ti[PR_SPELL, p]
     if s >= 0:
-        push_spell(mi, si, s)
+        push_spell(ti, s)
 
 
 @jit
-def proc_event(
-    mi: Array, mf: Array, mk: Array, si: Array, sf: Array, on: Int, ab: Int, now: Int
-) -> None:
+def proc_event(ti: Array, tf: Array, on: Int, ab: Int, now: Int) -> None:
     """Offer a cast / hit / crit / tick of ability ``ab`` to every proc listening for it."""
-    first = mi[HEAD, I_EFFECTS]
-    for p in range(mi[HEAD, I_PROCS]):
-        if mi[PR_ON, p] == on and mk[first + p, ab]:
-            proc_attempt(mi, mf, mk, si, sf, p, now)
+    first = ti[HEAD, I_EFFECTS]
+    for p in range(ti[HEAD, I_PROCS]):
+        if ti[PR_ON, p] == on and ti[MASK + first + p, ab]:
+            proc_attempt(ti, tf, p, now)
 
 
 # --- spells -----------------------------------------------------------------------------
 
 
 @jit
-def push_spell(mi: Array, si: Array, s: Int) -> None:
+def push_spell(ti: Array, s: Int) -> None:
     """Queue a triggered spell (executed by :func:`run_triggered`)."""
-    w = si[HEAD, N_WORK]
-    if w < mi[HEAD, I_WORK_CAP]:
-        si[WORK, w] = s
-        si[HEAD, N_WORK] = w + 1
+    w = ti[S_HEAD, N_WORK]
+    if w < ti[HEAD, I_WORK_CAP]:
+        ti[WORK, w] = s
+        ti[S_HEAD, N_WORK] = w + 1
     else:
-        si[METRICS + MS_CLIPPED, mi[HEAD, I_MISC_ROW]] += 1
+        ti[METRICS + MS_CLIPPED, ti[HEAD, I_MISC_ROW]] += 1
 
 
 @jit
-def execute(
-    mi: Array, mf: Array, mk: Array, si: Array, sf: Array, s: Int, from_rotation: Int, now: Int
-) -> None:
+def execute(ti: Array, tf: Array, s: Int, from_rotation: Int, now: Int) -> None:
     """Execute spell ``s``: pay, start its cooldown, deal damage, apply auras, trigger."""
-    n_res, n_targets = mi[HEAD, I_RESOURCES], mi[HEAD, I_TARGETS]
+    n_res, n_targets = ti[HEAD, I_RESOURCES], ti[HEAD, I_TARGETS]
     scale = 1.0
-    fr = mi[SP_FINISHER_RES, s]
+    fr = ti[SP_FINISHER_RES, s]
     if fr >= 0:
-        scale = spend_resource(mi, mf, mk, si, sf, fr, mf[RSF_MAX, fr], now)
+        scale = spend_resource(ti, tf, fr, tf[RSF_MAX, fr], now)
     for r in range(n_res):
-        if mf[SPF_COST + r, s] > 0.0:
-            spend_resource(mi, mf, mk, si, sf, r, mf[SPF_COST + r, s], now)
-        if mf[SPF_GAIN + r, s] > 0.0:
-            sync_resource(mi, mf, mk, si, sf, r, now)
-            gain_resource(mi, mf, mk, si, sf, r, mf[SPF_GAIN + r, s])
+        if tf[SPF_COST + r, s] > 0.0:
+            spend_resource(ti, tf, r, tf[SPF_COST + r, s], now)
+        if tf[SPF_GAIN + r, s] > 0.0:
+            sync_resource(ti, tf, r, now)
+            gain_resource(ti, tf, r, tf[SPF_GAIN + r, s])
     if from_rotation:
-        use_charge(mi, mf, mk, si, sf, s, now)
-    si[METRICS + AB_EXECUTES, s] += 1
-    first = mi[SP_CONSUME_START, s]
-    for k in range(first, first + mi[SP_CONSUME_COUNT, s]):
-        aura_remove(mi, mf, mk, si, sf, mi[LINKS, k], np.int64(0), now)
-    proc_event(mi, mf, mk, si, sf, np.int64(ON_CAST), s, now)
-    n_hit = min(mi[SP_TARGETS, s], n_targets)
-    coeff = mf[SPF_COEFF, s]
+        use_charge(ti, tf, s, now)
+    ti[METRICS + AB_EXECUTES, s] += 1
+    first = ti[SP_CONSUME_START, s]
+    for k in range(first, first + ti[SP_CONSUME_COUNT, s]):
+        aura_remove(ti, tf, ti[LINKS, k], np.int64(0), now)
+    proc_event(ti, tf, np.int64(ON_CAST), s, now)
+    n_hit = min(ti[SP_TARGETS, s], n_targets)
+    coeff = tf[SPF_COEFF, s]
     if coeff > 0.0:
         for t in range(n_hit):
             crit = deal_damage(
-                mi,
-                mf,
-                mk,
-                si,
-                sf,
+                ti,
+                tf,
                 s,
                 coeff,
-                mf[SPF_VARIANCE, s],
-                mi[SP_CAN_CRIT, s] != 0,
-                mi[SP_MASTERY, s] != 0,
-                mi[SP_SCHOOL, s],
+                tf[SPF_VARIANCE, s],
+                ti[SP_CAN_CRIT, s] != 0,
+                ti[SP_MASTERY, s] != 0,
+                ti[SP_SCHOOL, s],
                 t,
                 scale,
                 np.int64(0),
             )
-            proc_event(mi, mf, mk, si, sf, np.int64(ON_HIT), s, now)
+            proc_event(ti, tf, np.int64(ON_HIT), s, now)
             if crit:
-                proc_event(mi, mf, mk, si, sf, np.int64(ON_CRIT), s, now)
-    first = mi[SP_APPLY_START, s]
-    for k in range(first, first + 2 * mi[SP_APPLY_COUNT, s], 2):
-        a = mi[LINKS, k]
-        if mi[AU_ON_TARGET, a]:
-            last = 1 if mi[SP_AURA_PRIMARY, s] else n_hit
+                proc_event(ti, tf, np.int64(ON_CRIT), s, now)
+    first = ti[SP_APPLY_START, s]
+    for k in range(first, first + 2 * ti[SP_APPLY_COUNT, s], 2):
+        a = ti[LINKS, k]
+        if ti[AU_ON_TARGET, a]:
+            last = 1 if ti[SP_AURA_PRIMARY, s] else n_hit
             for t in range(last):
-                aura_apply(mi, mf, mk, si, sf, a, t, mi[LINKS, k + 1], now)
+                aura_apply(ti, tf, a, t, ti[LINKS, k + 1], now)
         else:
-            aura_apply(mi, mf, mk, si, sf, a, np.int64(0), mi[LINKS, k + 1], now)
-    if mi[SP_CHANNEL_AURA, s] >= 0:
-        aura_apply(mi, mf, mk, si, sf, mi[SP_CHANNEL_AURA, s], np.int64(0), np.int64(1), now)
-    first = mi[SP_TRIGGER_START, s]
-    for k in range(first, first + mi[SP_TRIGGER_COUNT, s]):
-        push_spell(mi, si, mi[LINKS, k])
+            aura_apply(ti, tf, a, np.int64(0), ti[LINKS, k + 1], now)
+    if ti[SP_CHANNEL_AURA, s] >= 0:
+        aura_apply(ti, tf, ti[SP_CHANNEL_AURA, s], np.int64(0), np.int64(1), now)
+    first = ti[SP_TRIGGER_START, s]
+    for k in range(first, first + ti[SP_TRIGGER_COUNT, s]):
+        push_spell(ti, ti[LINKS, k])
 
 
 @jit
-def run_triggered(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, now: Int) -> None:
+def run_triggered(ti: Array, tf: Array, now: Int) -> None:
     """Execute queued triggered spells until none is left (the trigger graph is acyclic)."""
-    while si[HEAD, N_WORK] > 0:
-        w = si[HEAD, N_WORK] - 1
-        si[HEAD, N_WORK] = w
-        execute(mi, mf, mk, si, sf, si[WORK, w], np.int64(0), now)
+    while ti[S_HEAD, N_WORK] > 0:
+        w = ti[S_HEAD, N_WORK] - 1
+        ti[S_HEAD, N_WORK] = w
+        execute(ti, tf, ti[WORK, w], np.int64(0), now)

@@ -79,6 +79,7 @@ from .model import (
     N_FIGHT_MS,
     N_GCD_READY,
     N_HEAP_SIZE,
+    N_METRIC_COLUMNS,
     N_TRUNCATED,
     NEVER,
     POLL_MS,
@@ -89,6 +90,8 @@ from .model import (
     RS_OVERFLOW,
     RS_SPENT,
     RSF_START,
+    S_HEAD,
+    S_STAT,
     SP_CAST_MS,
     SP_CHANNEL_AURA,
     SP_CHARGES,
@@ -132,23 +135,23 @@ from .rng import N_STREAMS, STREAM_FIGHT, draw_u32, stream_key
 
 
 @jit
-def ready_at(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, s: Int, now: Int) -> Int:
+def ready_at(ti: Array, tf: Array, s: Int, now: Int) -> Int:
     """When spell ``s`` will be castable as far as cooldown and resources go (``now`` if now)."""
     t = now
-    if mi[SP_COOLDOWN_MS, s] > 0:
-        update_charges(mi, mf, mk, si, sf, s, now)
-        if si[EI_CHARGES, s] == 0:
-            t = max(t, si[EI_RECHARGE_END, s])
-    for r in range(mi[HEAD, I_RESOURCES]):
-        need = mf[SPF_COST + r, s]
-        if mi[SP_FINISHER_RES, s] == r:
-            need = max(need, mf[SPF_FINISHER_MIN, s])
+    if ti[SP_COOLDOWN_MS, s] > 0:
+        update_charges(ti, tf, s, now)
+        if ti[EI_CHARGES, s] == 0:
+            t = max(t, ti[EI_RECHARGE_END, s])
+    for r in range(ti[HEAD, I_RESOURCES]):
+        need = tf[SPF_COST + r, s]
+        if ti[SP_FINISHER_RES, s] == r:
+            need = max(need, tf[SPF_FINISHER_MIN, s])
         if need <= 0.0:
             continue
-        sync_resource(mi, mf, mk, si, sf, r, now)
-        missing = need - sf[EF_RES_VALUE, r]
+        sync_resource(ti, tf, r, now)
+        missing = need - tf[EF_RES_VALUE, r]
         if missing > 0.0:
-            rate = sf[EF_RES_RATE, r]
+            rate = tf[EF_RES_RATE, r]
             if rate <= 0.0:
                 return NEVER
             wait = missing / rate
@@ -158,24 +161,22 @@ def ready_at(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, s: Int, now:
 
 
 @jit
-def condition_holds(
-    mi: Array, mf: Array, mk: Array, si: Array, sf: Array, e: Int, now: Int
-) -> bool:
+def condition_holds(ti: Array, tf: Array, e: Int, now: Int) -> bool:
     """Evaluate the compiled condition of rotation entry ``e``."""
-    count = mi[ROT_COUNT, e]
+    count = ti[ROT_COUNT, e]
     if count == 0:
         return True
-    n_targets = mi[HEAD, I_TARGETS]
-    fight = si[HEAD, N_FIGHT_MS]
+    n_targets = ti[HEAD, I_TARGETS]
+    fight = ti[S_HEAD, N_FIGHT_MS]
     sp = 0
-    start = mi[HEAD, I_CODE_START] + 2 * mi[ROT_START, e]
+    start = ti[HEAD, I_CODE_START] + 2 * ti[ROT_START, e]
     for k in range(start, start + 2 * count, 2):
-        op = mi[LINKS, k]
-        arg = mi[LINKS, k + 1]
+        op = ti[LINKS, k]
+        arg = ti[LINKS, k + 1]
         if op < 20:
             value = 0.0
             if op == OP_CONST:
-                value = mf[CONSTS, arg]
+                value = tf[CONSTS, arg]
             elif op == OP_TIME:
                 value = now / 1000.0
             elif op == OP_FIGHT_REMAINS:
@@ -185,32 +186,32 @@ def condition_holds(
             elif op == OP_ACTIVE_ENEMIES:
                 value = float(n_targets)
             elif op == OP_RESOURCE:
-                sync_resource(mi, mf, mk, si, sf, arg, now)
-                value = sf[EF_RES_VALUE, arg]
+                sync_resource(ti, tf, arg, now)
+                value = tf[EF_RES_VALUE, arg]
             elif op == OP_AURA_STACK:
-                value = float(si[IN_STACKS, arg * n_targets])
+                value = float(ti[IN_STACKS, arg * n_targets])
             elif op == OP_AURA_REMAINS:
                 inst = arg * n_targets
-                if si[IN_STACKS, inst] > 0:
-                    value = (min(si[IN_EXPIRE, inst], fight) - now) / 1000.0
+                if ti[IN_STACKS, inst] > 0:
+                    value = (min(ti[IN_EXPIRE, inst], fight) - now) / 1000.0
             elif op == OP_CHARGES:
                 value = 1.0
-                if mi[SP_COOLDOWN_MS, arg] > 0:
-                    update_charges(mi, mf, mk, si, sf, arg, now)
-                    value = float(si[EI_CHARGES, arg])
-            elif op == OP_COOLDOWN_REMAINS and mi[SP_COOLDOWN_MS, arg] > 0:
-                update_charges(mi, mf, mk, si, sf, arg, now)
-                if si[EI_CHARGES, arg] == 0:
-                    value = (si[EI_RECHARGE_END, arg] - now) / 1000.0
-            sf[COND, sp] = value
+                if ti[SP_COOLDOWN_MS, arg] > 0:
+                    update_charges(ti, tf, arg, now)
+                    value = float(ti[EI_CHARGES, arg])
+            elif op == OP_COOLDOWN_REMAINS and ti[SP_COOLDOWN_MS, arg] > 0:
+                update_charges(ti, tf, arg, now)
+                if ti[EI_CHARGES, arg] == 0:
+                    value = (ti[EI_RECHARGE_END, arg] - now) / 1000.0
+            tf[COND, sp] = value
             sp += 1
         elif op == OP_NOT:
-            sf[COND, sp - 1] = 1.0 if sf[COND, sp - 1] == 0.0 else 0.0
+            tf[COND, sp - 1] = 1.0 if tf[COND, sp - 1] == 0.0 else 0.0
         elif op == OP_IS_TRUE:
-            sf[COND, sp - 1] = 0.0 if sf[COND, sp - 1] == 0.0 else 1.0
+            tf[COND, sp - 1] = 0.0 if tf[COND, sp - 1] == 0.0 else 1.0
         else:
-            b = sf[COND, sp - 1]
-            a = sf[COND, sp - 2]
+            b = tf[COND, sp - 1]
+            a = tf[COND, sp - 2]
             sp -= 1
             result = False
             if op == OP_LT:
@@ -229,59 +230,59 @@ def condition_holds(
                 result = a != 0.0 and b != 0.0
             elif op == OP_OR:
                 result = a != 0.0 or b != 0.0
-            sf[COND, sp - 1] = 1.0 if result else 0.0
-    return bool(sf[COND, 0] != 0.0)
+            tf[COND, sp - 1] = 1.0 if result else 0.0
+    return bool(tf[COND, 0] != 0.0)
 
 
 @jit
-def start_cast(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, s: Int, now: Int) -> None:
+def start_cast(ti: Array, tf: Array, s: Int, now: Int) -> None:
     """Begin casting spell ``s``: GCD, cast time or channel, or execute it if instant."""
-    haste = sf[HEAD, ST_HASTE]
+    haste = tf[S_STAT, ST_HASTE]
     gcd_ready = now
-    if not mi[SP_OFF_GCD, s]:
-        gcd = mi[SP_GCD_MS, s]
-        if mi[SP_GCD_HASTED, s]:
-            gcd = max(mi[SP_GCD_MIN_MS, s], round_ms(gcd / haste))
+    if not ti[SP_OFF_GCD, s]:
+        gcd = ti[SP_GCD_MS, s]
+        if ti[SP_GCD_HASTED, s]:
+            gcd = max(ti[SP_GCD_MIN_MS, s], round_ms(gcd / haste))
         gcd_ready = now + gcd
-        si[HEAD, N_GCD_READY] = gcd_ready
+        ti[S_HEAD, N_GCD_READY] = gcd_ready
     busy = now
-    cast = round_ms(mi[SP_CAST_MS, s] * sf[EF_CAST_MULT, s] / haste)
-    channel = mi[SP_CHANNEL_AURA, s]
+    cast = round_ms(ti[SP_CAST_MS, s] * tf[EF_CAST_MULT, s] / haste)
+    channel = ti[SP_CHANNEL_AURA, s]
     if channel >= 0:
-        execute(mi, mf, mk, si, sf, s, np.int64(1), now)
-        busy = si[IN_EXPIRE, channel * mi[HEAD, I_TARGETS]]
+        execute(ti, tf, s, np.int64(1), now)
+        busy = ti[IN_EXPIRE, channel * ti[HEAD, I_TARGETS]]
     elif cast > 0:
-        si[HEAD, N_CAST_SPELL] = s
-        schedule(si, np.int64(KEY_CAST), now + cast)
+        ti[S_HEAD, N_CAST_SPELL] = s
+        schedule(ti, np.int64(KEY_CAST), now + cast)
         busy = now + cast
     else:
-        execute(mi, mf, mk, si, sf, s, np.int64(1), now)
-    si[HEAD, N_BUSY_UNTIL] = busy
-    si[HEAD, N_DECISION] = max(gcd_ready, busy)
+        execute(ti, tf, s, np.int64(1), now)
+    ti[S_HEAD, N_BUSY_UNTIL] = busy
+    ti[S_HEAD, N_DECISION] = max(gcd_ready, busy)
 
 
 @jit
-def decide(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, now: Int) -> None:
+def decide(ti: Array, tf: Array, now: Int) -> None:
     """The actor's decision at ``now``: cast the first usable spell of the priority list."""
     for _ in range(64):  # off-GCD spells can chain at one instant; each needs a cooldown
         wake = now + POLL_MS
         chosen = -1
-        for e in range(mi[HEAD, I_ROTATION]):
-            s = mi[ROT_SPELL, e]
-            ready = ready_at(mi, mf, mk, si, sf, s, now)
+        for e in range(ti[HEAD, I_ROTATION]):
+            s = ti[ROT_SPELL, e]
+            ready = ready_at(ti, tf, s, now)
             if ready > now:
                 wake = min(wake, ready)
-            elif condition_holds(mi, mf, mk, si, sf, e, now):
+            elif condition_holds(ti, tf, e, now):
                 chosen = s
                 break
         if chosen < 0:
-            si[HEAD, N_DECISION] = wake
+            ti[S_HEAD, N_DECISION] = wake
             return
-        start_cast(mi, mf, mk, si, sf, chosen, now)
-        run_triggered(mi, mf, mk, si, sf, now)
-        if si[HEAD, N_DECISION] > now:
+        start_cast(ti, tf, chosen, now)
+        run_triggered(ti, tf, now)
+        if ti[S_HEAD, N_DECISION] > now:
             return
-    si[HEAD, N_DECISION] = now + POLL_MS
+    ti[S_HEAD, N_DECISION] = now + POLL_MS
 
 
 # --- iterations -------------------------------------------------------------------------
@@ -289,119 +290,110 @@ def decide(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, now: Int) -> N
 
 @jit
 def reset(
-    mi: Array,
-    mf: Array,
-    mk: Array,
-    si: Array,
-    sf: Array,
+    ti: Array,
+    tf: Array,
     seed_lo: Int,
     seed_hi: Int,
     iteration: Int,
 ) -> None:
     """Start iteration ``iteration`` of the job: fresh state, random keys, fight length."""
-    si[HEAD, :] = 0
-    si[HEAD, N_CAST_SPELL] = -1
-    si[HP_POS, :] = -1
+    ti[S_HEAD, :] = 0
+    ti[S_HEAD, N_CAST_SPELL] = -1
+    ti[HP_POS, :] = -1
     for stream in range(N_STREAMS):
-        si[EI_RNG_KEY, stream] = stream_key(seed_lo, seed_hi, iteration, stream)
-        si[EI_RNG_COUNTER, stream] = 0
-    vary = mi[HEAD, I_FIGHT_VARY_MS]
-    offset = (draw_u32(si[EI_RNG_KEY, STREAM_FIGHT], np.int64(0)) * (2 * vary + 1)) >> 32
-    si[HEAD, N_FIGHT_MS] = mi[HEAD, I_FIGHT_MS] + offset - vary
-    si[IN_STACKS, :] = 0
-    for s in range(mi[HEAD, I_SPELLS]):
-        si[EI_CHARGES, s] = mi[SP_CHARGES, s]
-        si[EI_RECHARGE_END, s] = 0
-        sf[EF_CD_RATE, s] = 1.0
-    for r in range(mi[HEAD, I_RESOURCES]):
-        sf[EF_RES_VALUE, r] = mf[RSF_START, r]
-        si[EI_RES_LAST, r] = 0
-        sf[EF_RES_OVERFLOW, r] = 0.0
-        sf[EF_RES_GAINED, r] = 0.0
-        sf[EF_RES_SPENT, r] = 0.0
-        sf[EF_RES_RATE, r] = 0.0
-    si[EI_PROC_ATTEMPT, :] = 0
-    si[EI_PROC_LAST, :] = 0
-    si[EI_PROC_ICD, :] = 0
-    refresh_player(mi, mf, mk, si, sf, np.int64(0))
-    for t in range(mi[HEAD, I_TARGETS]):
-        refresh_target(mi, mf, mk, si, sf, t)
-    first = mi[HEAD, I_PRECOMBAT_START]
-    for k in range(first, first + mi[HEAD, I_PRECOMBAT_COUNT]):
-        aura_apply(mi, mf, mk, si, sf, mi[LINKS, k], np.int64(0), np.int64(1), np.int64(0))
+        ti[EI_RNG_KEY, stream] = stream_key(seed_lo, seed_hi, iteration, stream)
+        ti[EI_RNG_COUNTER, stream] = 0
+    vary = ti[HEAD, I_FIGHT_VARY_MS]
+    offset = (draw_u32(ti[EI_RNG_KEY, STREAM_FIGHT], np.int64(0)) * (2 * vary + 1)) >> 32
+    ti[S_HEAD, N_FIGHT_MS] = ti[HEAD, I_FIGHT_MS] + offset - vary
+    ti[IN_STACKS, :] = 0
+    for s in range(ti[HEAD, I_SPELLS]):
+        ti[EI_CHARGES, s] = ti[SP_CHARGES, s]
+        ti[EI_RECHARGE_END, s] = 0
+        tf[EF_CD_RATE, s] = 1.0
+    for r in range(ti[HEAD, I_RESOURCES]):
+        tf[EF_RES_VALUE, r] = tf[RSF_START, r]
+        ti[EI_RES_LAST, r] = 0
+        tf[EF_RES_OVERFLOW, r] = 0.0
+        tf[EF_RES_GAINED, r] = 0.0
+        tf[EF_RES_SPENT, r] = 0.0
+        tf[EF_RES_RATE, r] = 0.0
+    ti[EI_PROC_ATTEMPT, :] = 0
+    ti[EI_PROC_LAST, :] = 0
+    ti[EI_PROC_ICD, :] = 0
+    refresh_player(ti, tf, np.int64(0))
+    for t in range(ti[HEAD, I_TARGETS]):
+        refresh_target(ti, tf, t)
+    first = ti[HEAD, I_PRECOMBAT_START]
+    for k in range(first, first + ti[HEAD, I_PRECOMBAT_COUNT]):
+        aura_apply(ti, tf, ti[LINKS, k], np.int64(0), np.int64(1), np.int64(0))
 
 
 @jit
-def handle_event(mi: Array, mf: Array, mk: Array, si: Array, sf: Array, key: Int, now: Int) -> None:
+def handle_event(ti: Array, tf: Array, key: Int, now: Int) -> None:
     """Run the event ``key`` popped from the heap."""
-    n_inst = mi[HEAD, I_AURAS] * mi[HEAD, I_TARGETS]
+    n_inst = ti[HEAD, I_AURAS] * ti[HEAD, I_TARGETS]
     if key == KEY_CAST:
-        s = si[HEAD, N_CAST_SPELL]
-        si[HEAD, N_CAST_SPELL] = -1
-        execute(mi, mf, mk, si, sf, s, np.int64(1), now)
+        s = ti[S_HEAD, N_CAST_SPELL]
+        ti[S_HEAD, N_CAST_SPELL] = -1
+        execute(ti, tf, s, np.int64(1), now)
     elif key <= n_inst:
-        aura_expire(mi, mf, mk, si, sf, key - 1, now)
+        aura_expire(ti, tf, key - 1, now)
     else:
-        aura_tick_event(mi, mf, mk, si, sf, key - 1 - n_inst, now)
-    run_triggered(mi, mf, mk, si, sf, now)
+        aura_tick_event(ti, tf, key - 1 - n_inst, now)
+    run_triggered(ti, tf, now)
 
 
 @jit
 def run_iteration(
-    mi: Array,
-    mf: Array,
-    mk: Array,
-    si: Array,
-    sf: Array,
+    ti: Array,
+    tf: Array,
     seed_lo: Int,
     seed_hi: Int,
     iteration: Int,
 ) -> None:
-    """Simulate one fight; damage and fight length are left in ``si[HEAD]``."""
-    reset(mi, mf, mk, si, sf, seed_lo, seed_hi, iteration)
-    fight = si[HEAD, N_FIGHT_MS]
+    """Simulate one fight; damage and fight length are left in ``ti[HEAD]``."""
+    reset(ti, tf, seed_lo, seed_hi, iteration)
+    fight = ti[S_HEAD, N_FIGHT_MS]
     end = fight
     while True:
-        decision = si[HEAD, N_DECISION]
-        next_event = si[HP_TIME, 0] if si[HEAD, N_HEAP_SIZE] > 0 else NEVER
+        decision = ti[S_HEAD, N_DECISION]
+        next_event = ti[HP_TIME, 0] if ti[S_HEAD, N_HEAP_SIZE] > 0 else NEVER
         if decision < next_event:
             if decision >= fight:
                 break
-            decide(mi, mf, mk, si, sf, decision)
+            decide(ti, tf, decision)
         else:
             if next_event >= fight:
                 break
-            key = heap_pop(si)
-            handle_event(mi, mf, mk, si, sf, key, next_event)
+            key = heap_pop(ti)
+            handle_event(ti, tf, key, next_event)
             # An idle actor reconsiders after anything happened.
-            idle_from = max(si[HEAD, N_GCD_READY], si[HEAD, N_BUSY_UNTIL])
-            if si[HEAD, N_DECISION] > next_event and idle_from <= next_event:
-                si[HEAD, N_DECISION] = next_event
-        si[HEAD, N_EVENTS] += 1
+            idle_from = max(ti[S_HEAD, N_GCD_READY], ti[S_HEAD, N_BUSY_UNTIL])
+            if ti[S_HEAD, N_DECISION] > next_event and idle_from <= next_event:
+                ti[S_HEAD, N_DECISION] = next_event
+        ti[S_HEAD, N_EVENTS] += 1
         if (
-            si[HEAD, N_EVENTS] >= MAX_EVENTS_PER_ITERATION
-            or si[HEAD, N_DAMAGE_EVENTS] >= MAX_DAMAGE_EVENTS_PER_ITERATION
+            ti[S_HEAD, N_EVENTS] >= MAX_EVENTS_PER_ITERATION
+            or ti[S_HEAD, N_DAMAGE_EVENTS] >= MAX_DAMAGE_EVENTS_PER_ITERATION
         ):
-            si[HEAD, N_TRUNCATED] = 1
+            ti[S_HEAD, N_TRUNCATED] = 1
             end = min(fight, max(decision, next_event))
             break
     # Close the books: uptime of auras still up, regeneration up to the end.
-    n_targets = mi[HEAD, I_TARGETS]
-    aura_row = mi[HEAD, I_SPELLS] + mi[HEAD, I_AURAS]
-    for inst in range(n_targets * mi[HEAD, I_AURAS]):
-        if si[IN_STACKS, inst] > 0:
-            si[METRICS + AU_UPTIME_MS, aura_row + inst // n_targets] += end - si[IN_UP_SINCE, inst]
-    for r in range(mi[HEAD, I_RESOURCES]):
-        sync_resource(mi, mf, mk, si, sf, r, end)
+    n_targets = ti[HEAD, I_TARGETS]
+    aura_row = ti[HEAD, I_SPELLS] + ti[HEAD, I_AURAS]
+    for inst in range(n_targets * ti[HEAD, I_AURAS]):
+        if ti[IN_STACKS, inst] > 0:
+            ti[METRICS + AU_UPTIME_MS, aura_row + inst // n_targets] += end - ti[IN_UP_SINCE, inst]
+    for r in range(ti[HEAD, I_RESOURCES]):
+        sync_resource(ti, tf, r, end)
 
 
 @jit
 def run_block(
-    mi: Array,
-    mf: Array,
-    mk: Array,
-    si: Array,
-    sf: Array,
+    ti: Array,
+    tf: Array,
     seed_lo: Int,
     seed_hi: Int,
     first: Int,
@@ -411,22 +403,22 @@ def run_block(
     """Run iterations ``first .. first + len(values)``; write per-iteration values.
 
     A value is ``damage * scale // fight_ms`` (``scale`` = fixed-point units per DPS times
-    1000 ms), computed exactly in int64. Metrics are summed into the ``METRICS`` rows of ``si``.
+    1000 ms), computed exactly in int64. Metrics are summed into the ``METRICS`` rows of ``ti``.
     """
-    si[METRICS:, :] = 0
-    misc = mi[HEAD, I_MISC_ROW]
-    res_row = misc - mi[HEAD, I_RESOURCES]
+    ti[METRICS : METRICS + N_METRIC_COLUMNS, :] = 0
+    misc = ti[HEAD, I_MISC_ROW]
+    res_row = misc - ti[HEAD, I_RESOURCES]
     for i in range(values.shape[0]):
-        run_iteration(mi, mf, mk, si, sf, seed_lo, seed_hi, first + i)
-        damage = si[HEAD, N_DAMAGE]
-        fight = si[HEAD, N_FIGHT_MS]
+        run_iteration(ti, tf, seed_lo, seed_hi, first + i)
+        damage = ti[S_HEAD, N_DAMAGE]
+        fight = ti[S_HEAD, N_FIGHT_MS]
         whole = damage // fight
         values[i] = whole * scale + (damage - whole * fight) * scale // fight
-        si[METRICS + MS_EVENTS, misc] += si[HEAD, N_EVENTS]
-        si[METRICS + MS_FIGHT_MS, misc] += fight
-        si[METRICS + MS_TRUNCATED, misc] += si[HEAD, N_TRUNCATED]
-        si[METRICS + MS_DAMAGE_EVENTS, misc] += si[HEAD, N_DAMAGE_EVENTS]
-        for r in range(mi[HEAD, I_RESOURCES]):
-            si[METRICS + RS_OVERFLOW, res_row + r] += round_ms(sf[EF_RES_OVERFLOW, r] * 1000.0)
-            si[METRICS + RS_GAINED, res_row + r] += round_ms(sf[EF_RES_GAINED, r] * 1000.0)
-            si[METRICS + RS_SPENT, res_row + r] += round_ms(sf[EF_RES_SPENT, r] * 1000.0)
+        ti[METRICS + MS_EVENTS, misc] += ti[S_HEAD, N_EVENTS]
+        ti[METRICS + MS_FIGHT_MS, misc] += fight
+        ti[METRICS + MS_TRUNCATED, misc] += ti[S_HEAD, N_TRUNCATED]
+        ti[METRICS + MS_DAMAGE_EVENTS, misc] += ti[S_HEAD, N_DAMAGE_EVENTS]
+        for r in range(ti[HEAD, I_RESOURCES]):
+            ti[METRICS + RS_OVERFLOW, res_row + r] += round_ms(tf[EF_RES_OVERFLOW, r] * 1000.0)
+            ti[METRICS + RS_GAINED, res_row + r] += round_ms(tf[EF_RES_GAINED, r] * 1000.0)
+            ti[METRICS + RS_SPENT, res_row + r] += round_ms(tf[EF_RES_SPENT, r] * 1000.0)

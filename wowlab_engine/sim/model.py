@@ -1,11 +1,13 @@
 """Structure-of-arrays layouts: the compiled config (``Model``) and the mutable ``State``.
 
-Five arrays hold everything, and kernel functions take them as plain arguments
-``(mi, mf, mk, si, sf)``: the model's ints, floats and masks, the state's ints and floats.
-Each field of a spell, aura, effect, proc or resource is one row, indexed by the entity:
-``mi[SP_COOLDOWN_MS, spell]``, ``mf[SPF_COEFF, spell]``; row ``HEAD`` holds scalars:
-``mi[HEAD, I_TARGETS]``. (Arrays packed in a tuple would cost a reference-count update at
-every access in compiled code; a few plain arrays cost nothing and compile faster.)
+The compiled config is three tables (ints ``mi``, floats ``mf``, masks ``mk``). A run copies
+them into two tables, ints ``ti`` and floats ``tf``, whose first rows are the model and whose
+later rows are the mutable state; kernel functions take just ``(ti, tf)``. Each field of a
+spell, aura, effect, proc or resource is one row, indexed by the entity:
+``ti[SP_COOLDOWN_MS, spell]``, ``tf[SPF_COEFF, spell]``; rows ``HEAD`` and ``S_HEAD`` hold
+scalars: ``ti[HEAD, I_TARGETS]``, ``ti[S_HEAD, N_NOW]``. (Arrays in tuples cost a reference
+count update at every access, and every array argument costs nine words at every call: two
+plain arrays are the cheapest way to hand the kernel its data.)
 Abilities (rows of the per-ability metrics) are the spells followed by the auras, so a
 DoT's ticks are reported under the aura's name.
 """
@@ -158,7 +160,8 @@ class Model(NamedTuple):
     mk: np.ndarray  # [effects + procs, abilities] int8: effect / proc applies to ability
 
 
-# --- si[HEAD] (int64 scalars) --------------------------------------------------------------
+# --- state rows of the int table (after the model's rows) ----------------------------------
+S_HEAD = N_MI_ROWS  # int64 scalars:
 N_NOW = 0
 N_FIGHT_MS = 1
 N_HEAP_SIZE = 2
@@ -173,49 +176,45 @@ N_DAMAGE_EVENTS = 10
 N_WORK = 11  # size of the triggered-spell work stack
 N_TRUNCATED = 12
 N_SCALARS = 13
-
-# --- si rows -----------------------------------------------------------------------------
-HP_KEY = 1  # event heap, by slot
-HP_TIME = 2
-HP_SEQ = 3
-HP_POS = 4  # by key: heap slot or -1
-IN_STACKS = 5  # aura instances (aura * targets + slot)
-IN_EXPIRE = 6
-IN_UP_SINCE = 7
-IN_LAST_TICK = 8
-IN_PERIOD = 9
-EI_CHARGES = 10  # spells
-EI_RECHARGE_END = 11
-EI_RES_LAST = 12  # resources: time of the last regeneration update
-EI_PROC_ATTEMPT = 13  # procs
-EI_PROC_LAST = 14
-EI_PROC_ICD = 15
-EI_RNG_KEY = 16  # random streams
-EI_RNG_COUNTER = 17
-WORK = 18  # triggered spells waiting to execute
-METRICS = 19  # + metric column; indexed by metric row (see metric_rows)
+HP_KEY = S_HEAD + 1  # event heap, by slot
+HP_TIME = S_HEAD + 2
+HP_SEQ = S_HEAD + 3
+HP_POS = S_HEAD + 4  # by key: heap slot or -1
+IN_STACKS = S_HEAD + 5  # aura instances (aura * targets + slot)
+IN_EXPIRE = S_HEAD + 6
+IN_UP_SINCE = S_HEAD + 7
+IN_LAST_TICK = S_HEAD + 8
+IN_PERIOD = S_HEAD + 9
+EI_CHARGES = S_HEAD + 10  # spells
+EI_RECHARGE_END = S_HEAD + 11
+EI_RES_LAST = S_HEAD + 12  # resources: time of the last regeneration update
+EI_PROC_ATTEMPT = S_HEAD + 13  # procs
+EI_PROC_LAST = S_HEAD + 14
+EI_PROC_ICD = S_HEAD + 15
+EI_RNG_KEY = S_HEAD + 16  # random streams
+EI_RNG_COUNTER = S_HEAD + 17
+WORK = S_HEAD + 18  # triggered spells waiting to execute
+METRICS = S_HEAD + 19  # + metric column; indexed by metric row (see metric_rows)
 N_METRIC_COLUMNS = 8
-N_SI_ROWS = METRICS + N_METRIC_COLUMNS
+MASK = METRICS + N_METRIC_COLUMNS  # + effect, then + effects + proc: applies to ability (0/1)
 
-# --- sf[HEAD] (float64 scalars) ------------------------------------------------------------
+# --- state rows of the float table (after the model's rows) --------------------------------
+S_STAT = N_MF_ROWS  # float64 scalars:
 ST_PRIMARY = 0
 ST_CRIT = 1  # chance
 ST_HASTE = 2  # multiplier (1.2 = 20 % haste)
 ST_MASTERY = 3  # damage multiplier of mastery abilities
 ST_VERSATILITY = 4  # damage multiplier
 N_STAT = 5
-
-# --- sf rows -----------------------------------------------------------------------------
-EF_CD_RATE = 1  # spells
-EF_CAST_MULT = 2
-EF_RES_VALUE = 3  # resources
-EF_RES_RATE = 4  # per ms
-EF_RES_OVERFLOW = 5
-EF_RES_GAINED = 6
-EF_RES_SPENT = 7
-COND = 8  # condition evaluation stack
-MULT = 9  # damage multiplier by ability: player, then one row per target
-N_SF_ROWS = MULT + 1  # + targets
+EF_CD_RATE = S_STAT + 1  # spells
+EF_CAST_MULT = S_STAT + 2
+EF_RES_VALUE = S_STAT + 3  # resources
+EF_RES_RATE = S_STAT + 4  # per ms
+EF_RES_OVERFLOW = S_STAT + 5
+EF_RES_GAINED = S_STAT + 6
+EF_RES_SPENT = S_STAT + 7
+COND = S_STAT + 8  # condition evaluation stack
+MULT = S_STAT + 9  # damage multiplier by ability: player, then one row per target
 
 # --- metric columns (rows: abilities, auras, procs, resources, then one misc row) -----------
 AB_DAMAGE = 0
@@ -254,10 +253,13 @@ KEY_CAST = 0
 
 
 class State(NamedTuple):
-    """Mutable per-run arrays, reset for every iteration (metrics: for every block)."""
+    """The tables a run works on: the model's rows, then the mutable state's rows.
 
-    si: np.ndarray  # [N_SI_ROWS, width] int64
-    sf: np.ndarray  # [N_SF_ROWS + targets, width] float64
+    Every run gets its own copy, so the kernel reads and writes two arrays only.
+    """
+
+    ti: Array  # [MASK + effects + procs, width] int64
+    tf: Array  # [MULT + 1 + targets, width] float64
 
 
 def metric_rows(spells: int, auras: int, procs: int, resources: int) -> tuple[int, ...]:
@@ -269,7 +271,7 @@ def metric_rows(spells: int, auras: int, procs: int, resources: int) -> tuple[in
 
 
 def new_state(model: Model) -> State:
-    """Allocate the state arrays for ``model`` (values are set per iteration)."""
+    """The tables of one run: a copy of the model, and zeroed state (set per iteration)."""
     head = model.mi[HEAD]
     n_targets, n_auras = int(head[I_TARGETS]), int(head[I_AURAS])
     n_inst = n_auras * n_targets
@@ -285,7 +287,10 @@ def new_state(model: Model) -> State:
         int(head[I_MISC_ROW]) + 1,
         n_ab,
     )
-    return State(
-        si=np.zeros((N_SI_ROWS, width), np.int64),
-        sf=np.zeros((N_SF_ROWS + n_targets, width), np.float64),
-    )
+    n_masks = model.mk.shape[0]
+    ti = np.zeros((MASK + n_masks, width), np.int64)
+    ti[:N_MI_ROWS, : model.mi.shape[1]] = model.mi
+    ti[MASK:, : model.mk.shape[1]] = model.mk
+    tf = np.zeros((MULT + 1 + n_targets, width), np.float64)
+    tf[:N_MF_ROWS, : model.mf.shape[1]] = model.mf
+    return State(ti=ti, tf=tf)
