@@ -358,7 +358,7 @@ def _compile_auras(
         "au_school",
         "au_can_crit",
         "au_mastery",
-        "au_has_effects",
+        "au_effect_kinds",
     )
     a.update({k: np.zeros(n_a, i64) for k in cols_i})
     a.update({k: np.zeros(n_a, f64) for k in ("au_coeff", "au_variance")})
@@ -379,7 +379,7 @@ def _compile_auras(
             a["au_school"][i] = SCHOOLS.index(per.school)
             a["au_can_crit"][i] = per.can_crit
             a["au_mastery"][i] = per.mastery
-        a["au_has_effects"][i] = bool(au.effects)
+        a["au_effect_kinds"][i] = sum({1 << EFFECT_TYPES[ef.type] for ef in au.effects})
         for j, ef in enumerate(au.effects):
             ep = f"{p}.effects[{j}]"
             if au.on == "target" and ef.type != "damage_pct":

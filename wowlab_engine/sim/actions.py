@@ -24,7 +24,7 @@ from .model import (
     AU_CAN_CRIT,
     AU_CHANNEL_TICKS,
     AU_DURATION_MS,
-    AU_HAS_EFFECTS,
+    AU_EFFECT_KINDS,
     AU_MASTERY,
     AU_MAX_STACKS,
     AU_ON_TARGET,
@@ -256,32 +256,49 @@ def use_charge(ti: Array, tf: Array, s: Int, now: Int) -> None:
 # --- stats and multipliers ---------------------------------------------------------------
 
 
+#: Effect kinds that change stats (and so haste-dependent rates) together.
+STAT_KINDS = (1 << EFFECT_STAT_ADD) | (1 << EFFECT_STAT_PCT) | (1 << EFFECT_HASTE_PCT)
+#: Effect kinds whose change needs cooldowns and resources brought up to now first.
+TIMING_KINDS = STAT_KINDS | (1 << EFFECT_COOLDOWN_RATE_PCT) | (1 << EFFECT_REGEN_PCT)
+
+
 @jit
-def refresh_player(ti: Array, tf: Array, now: Int) -> None:
-    """Recompute stats, damage multipliers and rates after a player aura changed."""
+def refresh_player(ti: Array, tf: Array, now: Int, kinds: Int) -> None:
+    """Recompute what the player's auras change, after one with effects ``kinds`` changed.
+
+    ``kinds`` is a bit mask of effect types (``1 << EFFECT_...``); only the figures those
+    effects feed are recomputed, from all of the player's auras.
+    """
     n_res, n_spells = ti[HEAD, I_RESOURCES], ti[HEAD, I_SPELLS]
     n_targets = ti[HEAD, I_TARGETS]
     n_ab = n_spells + ti[HEAD, I_AURAS]
-    for r in range(n_res):
-        sync_resource(ti, tf, r, now)
-    for s in range(n_spells):
-        update_charges(ti, tf, s, now)
+    if kinds & STAT_KINDS:
+        kinds |= STAT_KINDS | (1 << EFFECT_REGEN_PCT)  # haste feeds hasted regeneration
+    if kinds & TIMING_KINDS:
+        for r in range(n_res):
+            sync_resource(ti, tf, r, now)
+        for s in range(n_spells):
+            update_charges(ti, tf, s, now)
     # add / pct per stat: primary, crit, haste, mastery, versatility
     add0 = add1 = add2 = add3 = add4 = 0.0
     pct0 = pct1 = pct2 = pct3 = pct4 = 1.0
     haste_mult = 1.0
-    for ab in range(n_ab):
-        tf[MULT, ab] = 1.0
-    for s in range(n_spells):
-        tf[EF_CAST_MULT, s] = 1.0
+    if kinds & (1 << EFFECT_DAMAGE_PCT):
+        for ab in range(n_ab):
+            tf[MULT, ab] = 1.0
+    if kinds & (1 << EFFECT_CAST_TIME_PCT):
+        for s in range(n_spells):
+            tf[EF_CAST_MULT, s] = 1.0
     for e in range(ti[HEAD, I_EFFECTS]):
+        kind = ti[EF_TYPE, e]
+        if not (kinds >> kind) & 1:
+            continue
         a = ti[EF_AURA, e]
         if ti[AU_ON_TARGET, a]:
             continue
         stacks = ti[IN_STACKS, a * n_targets]
         if stacks == 0:
             continue
-        kind = ti[EF_TYPE, e]
         v = tf[EFF_VALUE, e] * stacks
         factor = 1.0 + v / 100.0
         stat = ti[EF_STAT, e]
@@ -317,40 +334,44 @@ def refresh_player(ti: Array, tf: Array, now: Int) -> None:
             for s in range(n_spells):
                 if ti[MASK + e, s]:
                     tf[EF_CAST_MULT, s] *= max(0.0, factor)
-    tf[S_STAT, ST_PRIMARY] = max(0.0, (tf[HEAD, F_PRIMARY] + add0) * pct0)
-    tf[S_STAT, ST_CRIT] = min(1.0, max(0.0, (tf[HEAD, F_CRIT] * 100.0 + add1) * pct1 / 100.0))
-    haste = (1.0 + (tf[HEAD, F_HASTE] * 100.0 + add2) * pct2 / 100.0) * haste_mult
-    tf[S_STAT, ST_HASTE] = min(10.0, max(0.1, haste))
-    tf[S_STAT, ST_MASTERY] = max(0.0, 1.0 + (tf[HEAD, F_MASTERY] * 100.0 + add3) * pct3 / 100.0)
-    tf[S_STAT, ST_VERSATILITY] = max(
-        0.0, 1.0 + (tf[HEAD, F_VERSATILITY] * 100.0 + add4) * pct4 / 100.0
-    )
-    for s in range(n_spells):
-        rate = 1.0
-        for e in range(ti[HEAD, I_EFFECTS]):
-            a = ti[EF_AURA, e]
-            if ti[EF_TYPE, e] == EFFECT_COOLDOWN_RATE_PCT and ti[MASK + e, s]:
-                stacks = ti[IN_STACKS, a * n_targets]
-                if stacks > 0:
-                    rate *= 1.0 + tf[EFF_VALUE, e] * stacks / 100.0
-        rate = min(100.0, max(0.01, rate))
-        old = tf[EF_CD_RATE, s]
-        if rate != old:
-            left = ti[EI_RECHARGE_END, s] - now
-            if ti[EI_CHARGES, s] < ti[SP_CHARGES, s] and left > 0:
-                ti[EI_RECHARGE_END, s] = now + round_ms(left * old / rate)
-            tf[EF_CD_RATE, s] = rate
-    for r in range(n_res):
-        rate = tf[RSF_REGEN, r]
-        for e in range(ti[HEAD, I_EFFECTS]):
-            a = ti[EF_AURA, e]
-            if ti[EF_TYPE, e] == EFFECT_REGEN_PCT and ti[EF_RESOURCE, e] == r:
-                stacks = ti[IN_STACKS, a * n_targets]
-                if stacks > 0 and not ti[AU_ON_TARGET, a]:
-                    rate *= 1.0 + tf[EFF_VALUE, e] * stacks / 100.0
-        if ti[RES_HASTED, r]:
-            rate *= tf[S_STAT, ST_HASTE]
-        tf[EF_RES_RATE, r] = rate
+    if kinds & STAT_KINDS:
+        tf[S_STAT, ST_PRIMARY] = max(0.0, (tf[HEAD, F_PRIMARY] + add0) * pct0)
+        crit = (tf[HEAD, F_CRIT] * 100.0 + add1) * pct1 / 100.0
+        tf[S_STAT, ST_CRIT] = min(1.0, max(0.0, crit))
+        haste = (1.0 + (tf[HEAD, F_HASTE] * 100.0 + add2) * pct2 / 100.0) * haste_mult
+        tf[S_STAT, ST_HASTE] = min(10.0, max(0.1, haste))
+        mastery = 1.0 + (tf[HEAD, F_MASTERY] * 100.0 + add3) * pct3 / 100.0
+        tf[S_STAT, ST_MASTERY] = max(0.0, mastery)
+        versatility = 1.0 + (tf[HEAD, F_VERSATILITY] * 100.0 + add4) * pct4 / 100.0
+        tf[S_STAT, ST_VERSATILITY] = max(0.0, versatility)
+    if kinds & (1 << EFFECT_COOLDOWN_RATE_PCT):
+        for s in range(n_spells):
+            rate = 1.0
+            for e in range(ti[HEAD, I_EFFECTS]):
+                a = ti[EF_AURA, e]
+                if ti[EF_TYPE, e] == EFFECT_COOLDOWN_RATE_PCT and ti[MASK + e, s]:
+                    stacks = ti[IN_STACKS, a * n_targets]
+                    if stacks > 0:
+                        rate *= 1.0 + tf[EFF_VALUE, e] * stacks / 100.0
+            rate = min(100.0, max(0.01, rate))
+            old = tf[EF_CD_RATE, s]
+            if rate != old:
+                left = ti[EI_RECHARGE_END, s] - now
+                if ti[EI_CHARGES, s] < ti[SP_CHARGES, s] and left > 0:
+                    ti[EI_RECHARGE_END, s] = now + round_ms(left * old / rate)
+                tf[EF_CD_RATE, s] = rate
+    if kinds & (1 << EFFECT_REGEN_PCT):
+        for r in range(n_res):
+            rate = tf[RSF_REGEN, r]
+            for e in range(ti[HEAD, I_EFFECTS]):
+                a = ti[EF_AURA, e]
+                if ti[EF_TYPE, e] == EFFECT_REGEN_PCT and ti[EF_RESOURCE, e] == r:
+                    stacks = ti[IN_STACKS, a * n_targets]
+                    if stacks > 0 and not ti[AU_ON_TARGET, a]:
+                        rate *= 1.0 + tf[EFF_VALUE, e] * stacks / 100.0
+            if ti[RES_HASTED, r]:
+                rate *= tf[S_STAT, ST_HASTE]
+            tf[EF_RES_RATE, r] = rate
 
 
 @jit
@@ -465,11 +486,11 @@ def aura_apply(ti: Array, tf: Array, a: Int, slot: Int, stacks: Int, now: Int) -
             nxt = max(ti[IN_LAST_TICK, inst] + period, now)
             if nxt <= ti[IN_EXPIRE, inst]:
                 schedule(ti, tick_key(ti, inst), nxt)
-    if after != before and ti[AU_HAS_EFFECTS, a]:
+    if after != before and ti[AU_EFFECT_KINDS, a]:
         if ti[AU_ON_TARGET, a]:
             refresh_target(ti, tf, slot)
         else:
-            refresh_player(ti, tf, now)
+            refresh_player(ti, tf, now, ti[AU_EFFECT_KINDS, a])
 
 
 @jit
@@ -483,11 +504,11 @@ def aura_remove(ti: Array, tf: Array, a: Int, slot: Int, now: Int) -> None:
     ti[IN_STACKS, inst] = 0
     heap_cancel(ti, 1 + inst)
     heap_cancel(ti, tick_key(ti, inst))
-    if ti[AU_HAS_EFFECTS, a]:
+    if ti[AU_EFFECT_KINDS, a]:
         if ti[AU_ON_TARGET, a]:
             refresh_target(ti, tf, slot)
         else:
-            refresh_player(ti, tf, now)
+            refresh_player(ti, tf, now, ti[AU_EFFECT_KINDS, a])
 
 
 @jit

@@ -26,6 +26,7 @@ from .actions import (
 )
 from .heap import heap_pop
 from .model import (
+    ALL_KINDS,
     AU_UPTIME_MS,
     COND,
     CONSTS,
@@ -321,7 +322,7 @@ def reset(
     ti[EI_PROC_ATTEMPT, :] = 0
     ti[EI_PROC_LAST, :] = 0
     ti[EI_PROC_ICD, :] = 0
-    refresh_player(ti, tf, np.int64(0))
+    refresh_player(ti, tf, np.int64(0), np.int64(ALL_KINDS))
     for t in range(ti[HEAD, I_TARGETS]):
         refresh_target(ti, tf, t)
     first = ti[HEAD, I_PRECOMBAT_START]

@@ -90,7 +90,7 @@ AU_PARTIAL = 29
 AU_SCHOOL = 30
 AU_CAN_CRIT = 31
 AU_MASTERY = 32
-AU_HAS_EFFECTS = 33
+AU_EFFECT_KINDS = 33  # bit mask: 1 << effect type, for each type among its effects
 EF_AURA = 34
 EF_TYPE = 35
 EF_STAT = 36
@@ -144,6 +144,7 @@ EFFECT_HASTE_PCT = 3
 EFFECT_COOLDOWN_RATE_PCT = 4
 EFFECT_REGEN_PCT = 5
 EFFECT_CAST_TIME_PCT = 6
+ALL_KINDS = (1 << 7) - 1
 
 # Proc triggers.
 ON_CAST = 0
