@@ -13,23 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from wowlab_core.errors import ConfigInvalid
+from wowlab_engine.compile_auras import compile_auras, compile_procs
 from wowlab_engine.conditions import Names, compile_condition
-from wowlab_engine.config import SCHOOLS, STATS, SimConfig, parse_config
+from wowlab_engine.config import SCHOOLS, SimConfig, parse_config
+from wowlab_engine.references import NameResolver, check_triggers, fail, ms
 from wowlab_engine.sim import model as M
 
-EFFECT_TYPES = {
-    "stat_add": M.EFFECT_STAT_ADD,
-    "stat_pct": M.EFFECT_STAT_PCT,
-    "damage_pct": M.EFFECT_DAMAGE_PCT,
-    "haste_pct": M.EFFECT_HASTE_PCT,
-    "cooldown_rate_pct": M.EFFECT_COOLDOWN_RATE_PCT,
-    "regen_pct": M.EFFECT_REGEN_PCT,
-    "cast_time_pct": M.EFFECT_CAST_TIME_PCT,
-}
-PROC_TRIGGERS = {"cast": M.ON_CAST, "hit": M.ON_HIT, "crit": M.ON_CRIT, "tick": M.ON_TICK}
-#: Most spells one cast may set off at one instant (triggers and procs, all targets).
-MAX_TRIGGERED = 4096
 #: A rotation spell must take at least this long (GCD, cast or channel) or have a cooldown
 #: of at least MIN_ROTATION_COOLDOWN_MS, so the actor cannot loop without time passing.
 MIN_ROTATION_STEP_MS = 50
@@ -48,81 +37,10 @@ class PreparedSim:
     resources: tuple[str, ...]
 
 
-def _ms(seconds: float) -> int:
-    return round(seconds * 1000.0)
-
-
-def _fail(path: str, message: str) -> ConfigInvalid:
-    return ConfigInvalid(f"{path}: {message}", field=path)
-
-
-class _Resolver:
-    """Name lookups that raise ConfigInvalid naming the JSON path."""
-
-    def __init__(self, cfg: SimConfig) -> None:
-        self.cfg = cfg
-        self.resources = self._unique([r.name for r in cfg.actor.resources], "actor.resources")
-        self.spells = self._unique([s.name for s in cfg.spells], "spells")
-        aura_names = [a.name for a in cfg.auras]
-        self._unique(aura_names, "auras")
-        for i, spell in enumerate(cfg.spells):
-            if spell.channel is not None:
-                if spell.name in aura_names:
-                    raise _fail(
-                        f"spells[{i}].name",
-                        f"channelled spell '{spell.name}' clashes with an aura name",
-                    )
-                aura_names.append(spell.name)
-        self.auras = {name: i for i, name in enumerate(aura_names)}
-        self.target_auras = frozenset(a.name for a in cfg.auras if a.on == "target")
-        self.periodic = {a.name for a in cfg.auras if a.periodic} | {
-            s.name for s in cfg.spells if s.channel
-        }
-
-    @staticmethod
-    def _unique(names: list[str], path: str) -> dict[str, int]:
-        seen: dict[str, int] = {}
-        for i, name in enumerate(names):
-            if name in seen:
-                raise _fail(f"{path}[{i}].name", f"duplicate name '{name}'")
-            seen[name] = i
-        return seen
-
-    def lookup(self, table: dict[str, int], kind: str, name: str, path: str) -> int:
-        if name not in table:
-            import difflib
-
-            close = difflib.get_close_matches(name, list(table), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise _fail(path, f"unknown {kind} '{name}'{hint}")
-        return table[name]
-
-    def spell(self, name: str, path: str) -> int:
-        return self.lookup(self.spells, "spell", name, path)
-
-    def aura(self, name: str, path: str) -> int:
-        return self.lookup(self.auras, "aura", name, path)
-
-    def resource(self, name: str, path: str) -> int:
-        return self.lookup(self.resources, "resource", name, path)
-
-    def abilities(self, name: str, path: str) -> list[int]:
-        """Ability rows of a spell or aura name (both if a spell and an aura share it)."""
-        rows = []
-        if name in self.spells:
-            rows.append(self.spells[name])
-        if name in self.auras:
-            rows.append(len(self.spells) + self.auras[name])
-        if not rows:
-            names = {**self.spells, **self.auras}
-            self.lookup(names, "spell or aura", name, path)
-        return rows
-
-
 def prepare(raw: Any) -> PreparedSim:
     """Validate parsed JSON and compile it. Raises :class:`ConfigInvalid` naming the path."""
     cfg = parse_config(raw)
-    res = _Resolver(cfg)
+    res = NameResolver(cfg)
     model = _compile(cfg, res)
     aura_names = tuple(sorted(res.auras, key=res.auras.__getitem__))
     return PreparedSim(
@@ -135,7 +53,7 @@ def prepare(raw: Any) -> PreparedSim:
     )
 
 
-def _compile(cfg: SimConfig, res: _Resolver) -> M.Model:
+def _compile(cfg: SimConfig, res: NameResolver) -> M.Model:
     n_s, n_r, n_t = len(cfg.spells), len(res.resources), cfg.fight.targets
     n_a = len(res.auras)
     n_ab = n_s + n_a
@@ -187,12 +105,12 @@ def _compile(cfg: SimConfig, res: _Resolver) -> M.Model:
     trigger_spell: list[int] = []
     for i, sp in enumerate(cfg.spells):
         p = f"spells[{i}]"
-        a["sp_cast_ms"][i] = _ms(sp.cast_time)
-        a["sp_gcd_ms"][i] = _ms(sp.gcd)
+        a["sp_cast_ms"][i] = ms(sp.cast_time)
+        a["sp_gcd_ms"][i] = ms(sp.gcd)
         a["sp_gcd_hasted"][i] = sp.gcd_hasted
-        a["sp_gcd_min_ms"][i] = _ms(min(sp.gcd_min, sp.gcd))
+        a["sp_gcd_min_ms"][i] = ms(min(sp.gcd_min, sp.gcd))
         a["sp_off_gcd"][i] = sp.off_gcd
-        a["sp_cooldown_ms"][i] = _ms(sp.cooldown)
+        a["sp_cooldown_ms"][i] = ms(sp.cooldown)
         a["sp_cooldown_hasted"][i] = sp.cooldown_hasted
         a["sp_charges"][i] = sp.charges
         for name, amount in sp.cost.items():
@@ -232,16 +150,16 @@ def _compile(cfg: SimConfig, res: _Resolver) -> M.Model:
     a["consume_aura"] = np.array(consume_aura, i64)
     a["trigger_spell"] = np.array(trigger_spell, i64)
 
-    _compile_auras(cfg, res, a, n_s, n_a, n_ab)
-    _compile_procs(cfg, res, a, n_s, n_r, n_ab)
-    work_cap = _check_triggers(cfg, res, a)
+    compile_auras(cfg, res, a, n_s, n_a, n_ab)
+    compile_procs(cfg, res, a, n_s, n_r, n_ab)
+    work_cap = check_triggers(cfg, res, a)
     cond_stack = _compile_rotation(cfg, res, a)
     a["precombat"] = np.array(
         [res.aura(name, f"precombat[{j}]") for j, name in enumerate(cfg.precombat)], i64
     )
 
     fight = cfg.fight
-    base_ms = _ms(fight.max_time)
+    base_ms = ms(fight.max_time)
     ints = np.zeros(M.N_INTS, i64)
     ints[M.I_TARGETS] = n_t
     ints[M.I_FIGHT_MS] = base_ms
@@ -342,239 +260,7 @@ def _pack(a: dict[str, Any], ints: np.ndarray, floats: np.ndarray) -> M.Model:
     return M.Model(mi=mi, mf=mf, mk=mk)
 
 
-def _compile_auras(
-    cfg: SimConfig, res: _Resolver, a: dict[str, Any], n_s: int, n_a: int, n_ab: int
-) -> None:
-    i64, f64 = np.int64, np.float64
-    cols_i = (
-        "au_on_target",
-        "au_duration_ms",
-        "au_channel_ticks",
-        "au_max_stacks",
-        "au_pandemic",
-        "au_period_ms",
-        "au_period_hasted",
-        "au_partial",
-        "au_school",
-        "au_can_crit",
-        "au_mastery",
-        "au_effect_kinds",
-    )
-    a.update({k: np.zeros(n_a, i64) for k in cols_i})
-    a.update({k: np.zeros(n_a, f64) for k in ("au_coeff", "au_variance")})
-    effects: list[tuple[int, int, float, int, int, int, np.ndarray]] = []
-    for i, au in enumerate(cfg.auras):
-        p = f"auras[{i}]"
-        a["au_on_target"][i] = au.on == "target"
-        a["au_duration_ms"][i] = _ms(au.duration)
-        a["au_max_stacks"][i] = au.max_stacks
-        a["au_pandemic"][i] = au.pandemic
-        if au.periodic is not None:
-            per = au.periodic
-            a["au_period_ms"][i] = _ms(per.period)
-            a["au_period_hasted"][i] = per.hasted
-            a["au_partial"][i] = per.partial_last_tick
-            a["au_coeff"][i] = per.coefficient
-            a["au_variance"][i] = per.variance
-            a["au_school"][i] = SCHOOLS.index(per.school)
-            a["au_can_crit"][i] = per.can_crit
-            a["au_mastery"][i] = per.mastery
-        a["au_effect_kinds"][i] = sum({1 << EFFECT_TYPES[ef.type] for ef in au.effects})
-        for j, ef in enumerate(au.effects):
-            ep = f"{p}.effects[{j}]"
-            if au.on == "target" and ef.type != "damage_pct":
-                raise _fail(
-                    f"{ep}.type",
-                    "an aura on the target can only have damage_pct effects (damage taken)",
-                )
-            mask = np.zeros(n_ab, np.int8)
-            if ef.spells:
-                for k, name in enumerate(ef.spells):
-                    for row in res.abilities(name, f"{ep}.spells[{k}]"):
-                        mask[row] = 1
-            else:
-                mask[:] = 1
-            if ef.school is not None:
-                school = SCHOOLS.index(ef.school)
-                schools = [sp.damage.school if sp.damage else None for sp in cfg.spells]
-                schools += [x.periodic.school if x.periodic else None for x in cfg.auras]
-                schools += [
-                    sp.damage.school if sp.damage else None for sp in cfg.spells if sp.channel
-                ]
-                for row, sch in enumerate(schools):
-                    if sch is None or SCHOOLS.index(sch) != school:
-                        mask[row] = 0
-            resource = 0
-            if ef.type == "regen_pct":
-                assert ef.resource is not None
-                resource = res.resource(ef.resource, f"{ep}.resource")
-            stat = STATS.index(ef.stat) if ef.stat is not None else 0
-            effects.append(
-                (
-                    i,
-                    EFFECT_TYPES[ef.type],
-                    ef.value,
-                    stat,
-                    -1 if ef.school is None else SCHOOLS.index(ef.school),
-                    resource,
-                    mask,
-                )
-            )
-    # Channelled spells get an aura of their own name: hasted ticks, then it ends.
-    for sp in cfg.spells:
-        if sp.channel is None:
-            continue
-        i = res.auras[sp.name]
-        ch = sp.channel
-        period = ch.duration / ch.ticks
-        a["au_period_ms"][i] = max(1, _ms(period))
-        a["au_channel_ticks"][i] = ch.ticks
-        a["au_period_hasted"][i] = ch.hasted
-        a["au_max_stacks"][i] = 1
-        a["au_on_target"][i] = 1
-        d = sp.damage
-        a["au_coeff"][i] = d.coefficient if d else 0.0
-        a["au_variance"][i] = d.variance if d else 0.0
-        a["au_school"][i] = SCHOOLS.index(d.school) if d else 0
-        a["au_can_crit"][i] = d.can_crit if d else 0
-        a["au_mastery"][i] = d.mastery if d else 0
-        if sp.channel.duration / ch.ticks < 0.1:
-            raise _fail(
-                f"spells[{res.spells[sp.name]}].channel.ticks",
-                "ticks would be less than 0.1 s apart",
-            )
-    a["ef_aura"] = np.array([e[0] for e in effects], i64)
-    a["ef_type"] = np.array([e[1] for e in effects], i64)
-    a["ef_value"] = np.array([e[2] for e in effects], f64)
-    a["ef_stat"] = np.array([e[3] for e in effects], i64)
-    a["ef_school"] = np.array([e[4] for e in effects], i64)
-    a["ef_resource"] = np.array([e[5] for e in effects], i64)
-    a["ef_mask"] = (
-        np.array([e[6] for e in effects], np.int8) if effects else np.zeros((0, n_ab), np.int8)
-    )
-
-
-def _compile_procs(
-    cfg: SimConfig, res: _Resolver, a: dict[str, Any], n_s: int, n_r: int, n_ab: int
-) -> None:
-    i64, f64 = np.int64, np.float64
-    n_p = len(cfg.procs)
-    a.update(
-        {
-            k: np.zeros(n_p, i64)
-            for k in (
-                "pr_on",
-                "pr_rppm_haste",
-                "pr_blp",
-                "pr_icd_ms",
-                "pr_aura",
-                "pr_stacks",
-                "pr_spell",
-                "pr_reset",
-            )
-        }
-    )
-    a.update({k: np.zeros(n_p, f64) for k in ("pr_chance", "pr_rppm")})
-    a["pr_mask"] = np.zeros((n_p, n_ab), np.int8)
-    a["pr_gain"] = np.zeros((n_p, n_r), f64)
-    for i, pr in enumerate(cfg.procs):
-        p = f"procs[{i}]"
-        a["pr_on"][i] = PROC_TRIGGERS[pr.on]
-        for k, name in enumerate(pr.spells):
-            path = f"{p}.spells[{k}]"
-            if pr.on == "tick":
-                if name not in res.periodic:
-                    known = {n: 0 for n in res.periodic}
-                    res.lookup(known, "periodic aura", name, path)
-                a["pr_mask"][i, n_s + res.auras[name]] = 1
-            elif pr.on in ("cast", "hit"):
-                a["pr_mask"][i, res.spell(name, path)] = 1
-            else:
-                for row in res.abilities(name, path):
-                    a["pr_mask"][i, row] = 1
-        if not pr.spells:
-            if pr.on in ("cast", "hit", "crit"):
-                a["pr_mask"][i, :n_s] = 1
-            if pr.on in ("tick", "crit"):
-                for name in res.periodic:
-                    a["pr_mask"][i, n_s + res.auras[name]] = 1
-        a["pr_chance"][i] = pr.chance or 0.0
-        a["pr_rppm"][i] = pr.rppm or 0.0
-        a["pr_rppm_haste"][i] = pr.rppm_haste
-        a["pr_blp"][i] = pr.bad_luck_protection
-        a["pr_icd_ms"][i] = _ms(pr.icd)
-        a["pr_aura"][i] = -1
-        if pr.apply is not None:
-            aura = res.aura(pr.apply.aura, f"{p}.apply.aura")
-            a["pr_aura"][i] = aura
-            a["pr_stacks"][i] = pr.apply.stacks
-        a["pr_spell"][i] = -1 if pr.trigger is None else res.spell(pr.trigger, f"{p}.trigger")
-        for name, amount in pr.gain.items():
-            a["pr_gain"][i, res.resource(name, f"{p}.gain.{name}")] = amount
-        a["pr_reset"][i] = -1
-        if pr.reset_cooldown is not None:
-            s = res.spell(pr.reset_cooldown, f"{p}.reset_cooldown")
-            if a["sp_cooldown_ms"][s] <= 0:
-                raise _fail(f"{p}.reset_cooldown", f"spell '{pr.reset_cooldown}' has no cooldown")
-            a["pr_reset"][i] = s
-
-
-def _check_triggers(cfg: SimConfig, res: _Resolver, a: dict[str, Any]) -> int:
-    """Reject cycles of spells set off at one instant; return the work-stack size needed.
-
-    Edges: a spell triggers a spell; a spell's cast / hit / crit can fire a proc that
-    triggers a spell. A proc with an internal cooldown fires at most once per instant, so
-    it cannot close a cycle.
-    """
-    n_s = len(cfg.spells)
-    # edges[s] = list of (child spell, multiplicity, path of the edge)
-    edges: list[list[tuple[int, int, str]]] = [[] for _ in range(n_s)]
-    for s, sp in enumerate(cfg.spells):
-        for j, name in enumerate(sp.trigger):
-            edges[s].append((res.spells[name], 1, f"spells[{s}].trigger[{j}]"))
-    for i, pr in enumerate(cfg.procs):
-        child = int(a["pr_spell"][i])
-        if child < 0 or pr.on == "tick" or pr.icd > 0:
-            continue
-        for s in range(n_s):
-            if a["pr_mask"][i, s]:
-                hits = int(a["sp_targets"][s]) if pr.on != "cast" else 1
-                edges[s].append((child, min(hits, cfg.fight.targets), f"procs[{i}].trigger"))
-    state = [0] * n_s  # 0 new, 1 on the path, 2 done
-    size = [0] * n_s
-
-    def visit(s: int, path: list[int]) -> int:
-        if state[s] == 2:
-            return size[s]
-        state[s] = 1
-        total = 1
-        for child, mult, where in edges[s]:
-            if state[child] == 1:
-                chain = [*path, s]
-                names = [cfg.spells[x].name for x in [*chain[chain.index(child) :], child]]
-                raise _fail(where, "cycle of triggered spells: " + " -> ".join(names))
-            total += mult * visit(child, [*path, s])
-            if total > MAX_TRIGGERED:
-                raise _fail(
-                    f"spells[{s}].trigger",
-                    f"'{cfg.spells[s].name}' can set off more than {MAX_TRIGGERED} spells at once",
-                )
-        state[s] = 2
-        size[s] = total
-        return total
-
-    worst = 1
-    for s in range(n_s):
-        worst = max(worst, visit(s, []))
-    tick_worst = 0
-    for i in range(len(cfg.procs)):
-        child = int(a["pr_spell"][i])
-        if child >= 0:
-            tick_worst += 2 * visit(child, [])
-    return min(worst + tick_worst, MAX_TRIGGERED * 4) + 16
-
-
-def _compile_rotation(cfg: SimConfig, res: _Resolver, a: dict[str, Any]) -> int:
+def _compile_rotation(cfg: SimConfig, res: NameResolver, a: dict[str, Any]) -> int:
     names = Names(
         auras=res.auras, target_auras=res.target_auras, spells=res.spells, resources=res.resources
     )
@@ -587,16 +273,16 @@ def _compile_rotation(cfg: SimConfig, res: _Resolver, a: dict[str, Any]) -> int:
         s = res.spell(entry.spell, f"{p}.spell")
         sp = cfg.spells[s]
         if sp.background:
-            raise _fail(f"{p}.spell", f"'{sp.name}' is a background spell")
+            raise fail(f"{p}.spell", f"'{sp.name}' is a background spell")
         step = (
             0
             if sp.off_gcd
-            else _ms(min(sp.gcd, max(sp.gcd_min, sp.gcd / 10)) if sp.gcd_hasted else sp.gcd)
+            else ms(min(sp.gcd, max(sp.gcd_min, sp.gcd / 10)) if sp.gcd_hasted else sp.gcd)
         )
         if sp.channel is not None:
-            step = max(step, _ms(sp.channel.duration / 10))
-        if step < MIN_ROTATION_STEP_MS and _ms(sp.cooldown) < MIN_ROTATION_COOLDOWN_MS:
-            raise _fail(
+            step = max(step, ms(sp.channel.duration / 10))
+        if step < MIN_ROTATION_STEP_MS and ms(sp.cooldown) < MIN_ROTATION_COOLDOWN_MS:
+            raise fail(
                 f"{p}.spell",
                 f"'{sp.name}' takes no time (no GCD, channel or cast), "
                 "so it needs a cooldown of at least 1 s",

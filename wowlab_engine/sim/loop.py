@@ -11,19 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit
-from .actions import (
-    aura_apply,
-    aura_expire,
-    aura_tick_event,
-    execute,
-    refresh_player,
-    refresh_target,
-    round_ms,
-    run_triggered,
-    schedule,
-    sync_resource,
-    update_charges,
-)
+from .actions import aura_apply, aura_expire, aura_tick_event, execute, run_triggered, schedule
+from .character import refresh_player, refresh_target, round_ms, sync_resource, update_charges
 from .heap import heap_pop
 from .model import (
     ALL_KINDS,
