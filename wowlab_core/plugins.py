@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "wowlab"
 
 #: The core's own plugins, registered before any entry point.
-DEFAULT_PLUGINS: tuple[str, ...] = ("wowlab_core.transport_local",)
+DEFAULT_PLUGINS: tuple[str, ...] = ("wowlab_core.transport_local", "wowlab_core.http_client")
 
 #: Which extra of the ``wowlab`` distribution brings each optional package.
 EXTRAS: dict[str, str] = {
