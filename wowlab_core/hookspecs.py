@@ -14,6 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     import click
+    from fastapi import FastAPI
 
     from wowlab_core.cache import CacheSettings, ConfigCache
     from wowlab_core.engines import Engine
@@ -162,6 +163,21 @@ def wowlab_user_groups(user: User) -> Sequence[int] | None:
     """
 
 
+# --- portal ---------------------------------------------------------------------------
+
+
+@hookspec
+def wowlab_portal_routers(app: FastAPI) -> None:
+    """Add routes to the portal (an API router, pages, a bridge's endpoints).
+
+    Called once while the portal starts, after ``app.state`` holds ``hooks``, ``db`` and
+    ``coordinator``; routes that need them read them from ``request.app.state``.
+
+    Args:
+        app: the portal's FastAPI application; call ``app.include_router(...)``.
+    """
+
+
 # --- events ---------------------------------------------------------------------------
 
 
@@ -195,6 +211,7 @@ __all__ = [
     "wowlab_job_finished",
     "wowlab_node_claimed",
     "wowlab_plan_chunks",
+    "wowlab_portal_routers",
     "wowlab_register_commands",
     "wowlab_register_engines",
     "wowlab_register_transports",

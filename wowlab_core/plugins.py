@@ -31,6 +31,7 @@ from wowlab_core.errors import EngineUnavailable, TransportUnavailable
 
 if TYPE_CHECKING:
     import click
+    from fastapi import FastAPI
 
     from wowlab_core.cache import CacheSettings, ConfigCache
     from wowlab_core.engines import Engine
@@ -324,6 +325,11 @@ class Hooks:
     def has_user_groups(self) -> bool:
         """Whether any plugin implements ``wowlab_user_groups``."""
         return bool(self.pm.hook.wowlab_user_groups.get_hookimpls())
+
+    # portal
+    def portal_routers(self, *, app: FastAPI) -> None:
+        """Let plugins add routes to the portal."""
+        self.pm.hook.wowlab_portal_routers(app=app)
 
     # events
     def chunk_completed(self, *, chunk: SimChunk, result: ChunkResult) -> None:

@@ -1,0 +1,106 @@
+"""The portal app: plugins' routers, settings from the environment, what the lifespan builds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pydantic
+import pytest
+from fastapi import APIRouter, FastAPI, Request
+from sqlalchemy.engine import Engine
+
+from wowlab_core.coordinator import Coordinator
+from wowlab_core.db import create_all, create_db_engine
+from wowlab_core.hookspecs import hookimpl
+from wowlab_core.plugins import Hooks
+from wowlab_portal.app import create_app
+from wowlab_portal.settings import PortalSettings
+
+from .server import serve
+
+
+class PingPlugin:
+    """A plugin adding a route that uses what the portal keeps on ``app.state``."""
+
+    def __init__(self) -> None:
+        self.apps: list[FastAPI] = []
+
+    @hookimpl
+    def wowlab_portal_routers(self, app: FastAPI) -> None:
+        self.apps.append(app)
+        router = APIRouter(prefix="/api/v1/ping", tags=["ping"])
+
+        @router.get("")
+        async def ping(request: Request) -> dict[str, Any]:
+            coordinator = request.app.state.coordinator
+            return {"pong": True, "lease_seconds": coordinator.settings.lease_seconds}
+
+        app.include_router(router)
+
+
+def test_wowlab_portal_routers_lets_a_plugin_add_routes(
+    wowlab_hooks: Hooks, register_plugin: Any, sqlite_db: Engine
+) -> None:
+    plugin = register_plugin(PingPlugin())
+    app = create_app(PortalSettings(lease_seconds=42), hooks=wowlab_hooks, db=sqlite_db)
+    with serve(app) as url, httpx.Client(base_url=url) as http:
+        assert http.get("/api/v1/ping").json() == {"pong": True, "lease_seconds": 42}
+        assert "/api/v1/ping" in http.get("/openapi.json").json()["paths"]
+    assert plugin.apps == [app]  # called once, with the app
+
+
+def test_lifespan_builds_database_and_coordinator_from_settings(
+    tmp_path: Path, wowlab_hooks: Hooks
+) -> None:
+    url = f"sqlite:///{tmp_path / 'portal.db'}"
+    engine = create_db_engine(url)
+    create_all(engine)
+    engine.dispose()
+    app = create_app(
+        PortalSettings(database_url=url, lease_seconds=9, heartbeat_seconds=3),
+        hooks=wowlab_hooks,
+    )
+    with serve(app) as base, httpx.Client(base_url=base) as http:
+        coordinator = app.state.coordinator
+        assert isinstance(coordinator, Coordinator) and coordinator.hooks is wowlab_hooks
+        assert coordinator.settings.lease_seconds == 9
+        assert str(app.state.db.url) == url
+        assert http.get("/healthz").json()["database"] == "ok"
+        reg = http.post("/api/v1/node/register", json={"name": "n"}).json()
+        status = http.get(
+            "/api/v1/node/claim-status",
+            headers={
+                "Authorization": f"Bearer {reg['token']}",
+                "X-Wowlab-Node": str(reg["node_id"]),
+            },
+        ).json()
+        assert status["heartbeat_seconds"] == 3
+    # The claim listener the portal plugged into the hooks is gone with the portal.
+    assert not [
+        name for name, _ in wowlab_hooks.pm.list_name_plugin() if "portal-claims" in str(name)
+    ]
+
+
+def test_healthz_says_when_the_database_is_unreachable(wowlab_hooks: Hooks) -> None:
+    db = create_db_engine("postgresql://nobody@127.0.0.1:1/none", pool_pre_ping=False)
+    with serve(create_app(hooks=wowlab_hooks, db=db)) as url:
+        response = httpx.get(f"{url}/healthz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "unavailable"}
+
+
+def test_settings_come_from_the_wowlab_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WOWLAB_DATABASE_URL", "postgresql://pool@db/wowlab")
+    monkeypatch.setenv("WOWLAB_LEASE_SECONDS", "120")
+    monkeypatch.setenv("WOWLAB_CLAIM_LIFETIME_SECONDS", "60")
+    monkeypatch.setenv("WOWLAB_PORT", "9100")
+    settings = PortalSettings()
+    assert settings.database_url == "postgresql://pool@db/wowlab" and settings.port == 9100
+    coordinator = settings.coordinator_settings()
+    assert coordinator.lease_seconds == 120 and coordinator.claim_lifetime.total_seconds() == 60
+    assert coordinator.heartbeat_seconds == 15  # the coordinator's default
+    monkeypatch.setenv("WOWLAB_LEASE_SECONDS", "-5")
+    with pytest.raises(pydantic.ValidationError, match="lease_seconds"):
+        PortalSettings()

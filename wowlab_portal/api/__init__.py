@@ -1,0 +1,1 @@
+"""The portal's HTTP API: dependencies, error bodies and routes."""

@@ -1,0 +1,106 @@
+"""Every error answer of the API has one shape: ``{"error", "detail", "field"}``.
+
+``error`` is the name of a :mod:`wowlab_core.errors` type (the HTTP node client raises
+that type again), ``detail`` a sentence a user can act on, ``field`` the request field it
+is about (or null).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from wowlab_core.errors import AuthenticationFailed, WowlabError
+
+log = logging.getLogger(__name__)
+
+# Status codes of Starlette's own errors (unknown route, wrong method) by wowlab name.
+_HTTP_ERROR_NAMES = {401: "AuthenticationFailed", 403: "PermissionDenied", 404: "NotFound"}
+_LOCATIONS = ("body", "query", "path", "header", "cookie")
+
+
+def error_body(error: str, detail: str, field: str | None = None) -> dict[str, str | None]:
+    """The JSON body of an error answer."""
+    return {"error": error, "detail": detail, "field": field}
+
+
+def _field_of(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if len(parts) > 1 and parts[0] in _LOCATIONS:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _describe(error: dict[str, Any]) -> tuple[str, str]:
+    """(field, message) of one pydantic validation error."""
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "")
+        position = f" at character {loc[1]}" if len(loc) > 1 else ""
+        return "body", f"the body is not valid JSON{position}" + (f": {reason}" if reason else "")
+    field = _field_of(loc)
+    message = str(error.get("msg", "is not valid"))
+    if error.get("type") == "missing":
+        return field, f"{field} is required"
+    return field, f"{field}: {message}"
+
+
+async def wowlab_error(request: Request, exc: Exception) -> JSONResponse:
+    """A wowlab error: its own status code and body."""
+    assert isinstance(exc, WowlabError)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationFailed) else None
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """A request that does not fit the API: 422, naming the first bad field."""
+    assert isinstance(exc, RequestValidationError)
+    described = [_describe(e) for e in exc.errors()] or [("body", "the request is not valid")]
+    field = described[0][0]
+    detail = "; ".join(message for _, message in described[:5])
+    return JSONResponse(error_body("InvalidRequest", detail, field), status_code=422)
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's errors (unknown route, method not allowed) in the same shape."""
+    assert isinstance(exc, StarletteHTTPException)
+    name = _HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError")
+    return JSONResponse(
+        error_body(name, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The database cannot be used (down, locked too long): 503, which nodes retry."""
+    log.error("database error on %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        error_body("TransportError", "the portal's database is not available; try again soon"),
+        status_code=503,
+    )
+
+
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: 500 in the same shape (the traceback goes to the server's log)."""
+    return JSONResponse(
+        error_body("InternalError", "the portal failed on this request; see its log"),
+        status_code=500,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Give every error answer of ``app`` the wowlab shape."""
+    app.add_exception_handler(Exception, internal_error)
+    app.add_exception_handler(WowlabError, wowlab_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(sa_exc.OperationalError, database_unavailable)
+
+
+__all__ = ["error_body", "install_error_handlers"]

@@ -1,0 +1,1 @@
+"""Routers of the portal, one module per resource."""

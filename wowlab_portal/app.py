@@ -1,0 +1,95 @@
+"""The portal's application factory.
+
+``create_app()`` builds the FastAPI app; its lifespan builds what the routes share and
+keeps it on ``app.state``: ``settings``, ``hooks`` (the plugins), ``db`` (the database
+engine), ``coordinator`` (the node-facing operations) and the long-poll wake-ups. Tests
+and embedders pass their own ``hooks``, ``db`` or ``coordinator`` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine as DbEngine
+
+from wowlab_core import __version__
+from wowlab_core.claim_codes import RateLimiter
+from wowlab_core.coordinator import Coordinator
+from wowlab_core.db import create_db_engine
+from wowlab_core.plugins import Hooks, get_hooks
+from wowlab_portal.api.errors import install_error_handlers
+from wowlab_portal.api.routes import health, node
+from wowlab_portal.long_poll import ClaimSignal, RecentNodes, WorkBroadcast
+from wowlab_portal.settings import PortalSettings
+
+
+def create_app(
+    settings: PortalSettings | None = None,
+    *,
+    hooks: Hooks | None = None,
+    db: DbEngine | None = None,
+    coordinator: Coordinator | None = None,
+) -> FastAPI:
+    """The portal app. By default its lifespan loads the plugins, opens the database of
+    ``settings.database_url`` and makes one coordinator; pass any of them to share yours
+    (a given ``coordinator`` also brings its hooks and database)."""
+    settings = settings or PortalSettings()
+    routers_added = False
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal routers_added
+        app_hooks = hooks or (coordinator.hooks if coordinator is not None else get_hooks())
+        owns_db = db is None and coordinator is None
+        if db is not None:
+            app_db = db
+        elif coordinator is not None:
+            app_db = coordinator.db
+        else:
+            app_db = create_db_engine(settings.database_url)
+        app_coordinator = coordinator or Coordinator(
+            app_db, hooks=app_hooks, settings=settings.coordinator_settings()
+        )
+        claims = ClaimSignal()
+        work = WorkBroadcast(app_coordinator.work)
+        app.state.settings = settings
+        app.state.hooks = app_hooks
+        app.state.db = app_db
+        app.state.coordinator = app_coordinator
+        app.state.claims = claims
+        app.state.work = work
+        app.state.recent_nodes = RecentNodes()
+        app.state.register_limiter = RateLimiter(
+            limit=settings.register_limit_per_minute, window_seconds=60
+        )
+        claims_name = f"wowlab-portal-claims-{id(claims)}"
+        app_hooks.pm.register(claims, name=claims_name)
+        try:
+            if not routers_added:
+                routers_added = True
+                app_hooks.portal_routers(app=app)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(work.run)
+                yield
+                tg.cancel_scope.cancel()
+        finally:
+            app_hooks.pm.unregister(name=claims_name)
+            if owns_db:
+                app_db.dispose()
+
+    app = FastAPI(
+        title="wowlab portal",
+        version=__version__,
+        summary="World of Warcraft combat simulations on a pool of volunteer PCs.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(node.router)
+    return app
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,51 @@
+"""Portal settings: pydantic-settings, read from ``WOWLAB_*`` environment variables."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wowlab_core.coordinator import CoordinatorSettings
+
+_COORDINATOR = CoordinatorSettings()
+
+
+class PortalSettings(BaseSettings):
+    """Where the portal listens, its database, and the coordinator's timings.
+
+    Every field is read from the environment with the ``WOWLAB_`` prefix
+    (``WOWLAB_DATABASE_URL``, ``WOWLAB_LEASE_SECONDS``, ...), the same variables a node
+    on the ``local`` transport reads.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="WOWLAB_", extra="ignore")
+
+    #: SQLAlchemy URL; None: the default SQLite file in the data directory.
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    lease_seconds: float = Field(default=_COORDINATOR.lease_seconds, gt=0)
+    heartbeat_seconds: float = Field(default=_COORDINATOR.heartbeat_seconds, gt=0)
+    offline_after_seconds: float = Field(default=_COORDINATOR.offline_after_seconds, gt=0)
+    claim_lifetime_seconds: float = Field(default=_COORDINATOR.claim_lifetime.total_seconds(), gt=0)
+    #: The longest a node's long poll (claim status, wait for work) is held open.
+    long_poll_max_seconds: float = Field(default=30.0, gt=0, le=300)
+    #: Node registrations accepted per client address and minute (anonymous callers).
+    register_limit_per_minute: int = Field(default=60, ge=1)
+    #: How often a claim-status long poll looks at the database, for claims made by
+    #: another process (claims made by this portal answer at once).
+    claim_recheck_seconds: float = Field(default=1.0, gt=0)
+
+    def coordinator_settings(self) -> CoordinatorSettings:
+        """The coordinator's share of these settings."""
+        return CoordinatorSettings(
+            lease_seconds=self.lease_seconds,
+            heartbeat_seconds=self.heartbeat_seconds,
+            offline_after_seconds=self.offline_after_seconds,
+            claim_lifetime=timedelta(seconds=self.claim_lifetime_seconds),
+        )
+
+
+__all__ = ["PortalSettings"]
