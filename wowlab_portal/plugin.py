@@ -1,0 +1,25 @@
+"""The portal's wowlab plugin: adds ``wowlab portal`` to the CLI.
+
+It loads without importing the web stack (the CLI starts fast); without the ``portal``
+extra, ``wowlab plugins`` lists it as unavailable with the pip command that fixes it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import click
+
+from wowlab_core.hookspecs import hookimpl
+
+for _module in ("fastapi", "uvicorn", "pydantic_settings"):
+    if importlib.util.find_spec(_module) is None:
+        raise ImportError(f"{_module} is not installed: pip install 'wowlab[portal]'")
+
+
+@hookimpl
+def wowlab_register_commands(cli: click.Group) -> None:
+    """Add ``wowlab portal``."""
+    from wowlab_portal.cli import portal
+
+    cli.add_command(portal)
