@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+from anyio.from_thread import BlockingPortal
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine as DbEngine
 
@@ -53,30 +54,32 @@ def create_app(
         app_coordinator = coordinator or Coordinator(
             app_db, hooks=app_hooks, settings=settings.coordinator_settings()
         )
-        claims = ClaimSignal()
         work = WorkBroadcast(app_coordinator.work)
         app.state.settings = settings
         app.state.hooks = app_hooks
         app.state.db = app_db
         app.state.coordinator = app_coordinator
-        app.state.claims = claims
         app.state.work = work
         app.state.recent_nodes = RecentNodes()
         app.state.register_limiter = RateLimiter(
             limit=settings.register_limit_per_minute, window_seconds=60
         )
-        claims_name = f"wowlab-portal-claims-{id(claims)}"
-        app_hooks.pm.register(claims, name=claims_name)
         try:
             if not routers_added:
                 routers_added = True
                 app_hooks.portal_routers(app=app)
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(work.run)
-                yield
-                tg.cancel_scope.cancel()
+            async with BlockingPortal() as portal, anyio.create_task_group() as tg:
+                claims = ClaimSignal(portal)
+                app.state.claims = claims
+                claims_name = f"wowlab-portal-claims-{id(claims)}"
+                app_hooks.pm.register(claims, name=claims_name)
+                try:
+                    tg.start_soon(work.run)
+                    yield
+                    tg.cancel_scope.cancel()
+                finally:
+                    app_hooks.pm.unregister(name=claims_name)
         finally:
-            app_hooks.pm.unregister(name=claims_name)
             if owns_db:
                 app_db.dispose()
 

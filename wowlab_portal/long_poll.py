@@ -20,9 +20,8 @@ from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
 import anyio
-import anyio.from_thread
-import anyio.lowlevel
 import anyio.to_thread
+from anyio.from_thread import BlockingPortal
 from starlette.requests import Request
 
 from wowlab_core.coordinator import WorkSignal
@@ -71,8 +70,10 @@ class ClaimSignal:
     whatever thread made the claim, and hands the wake-up to the event loop.
     """
 
-    def __init__(self) -> None:
-        self._token = anyio.lowlevel.current_token()
+    def __init__(self, portal: BlockingPortal) -> None:
+        # The portal hands wake-ups to the event loop without blocking the claiming thread
+        # (and refuses them once the portal app has stopped).
+        self._portal = portal
         self._loop_thread = threading.get_ident()
         self._waiters: dict[int, set[anyio.Event]] = {}
 
@@ -95,6 +96,9 @@ class ClaimSignal:
         for event in self._waiters.get(node_id, ()):
             event.set()
 
+    async def _wake_soon(self, node_id: int) -> None:
+        self._wake(node_id)
+
     @hookimpl
     def wowlab_node_claimed(self, node: Any, user: Any) -> None:
         """Wake the node's long polls."""
@@ -103,9 +107,9 @@ class ClaimSignal:
         if threading.get_ident() == self._loop_thread:
             self._wake(node.id)
             return
-        # RunFinishedError: the portal has stopped, so nobody is waiting.
-        with suppress(anyio.RunFinishedError):
-            anyio.from_thread.run_sync(self._wake, node.id, token=self._token)
+        # RuntimeError: the portal app has stopped, so nobody is waiting.
+        with suppress(RuntimeError):
+            self._portal.start_task_soon(self._wake_soon, node.id)
 
 
 class RecentNodes:
