@@ -179,14 +179,16 @@ class NodeAgent:
         """Show the claim code until an owner claims the node. False if stopped first."""
         shown: str | None = None
         while not self.stopping:
-            try:
-                status = await self.transport.claim_status(
-                    creds, wait=0.0 if shown is None else self.options.claim_wait_seconds
-                )
-            except TransportError as exc:
-                self.stats.last_error = exc.message
+            outcome = await self._ask_claim_status(
+                creds, wait=0.0 if shown is None else self.options.claim_wait_seconds
+            )
+            if outcome is None:  # stopped while waiting
+                return False
+            if isinstance(outcome, TransportError):
+                self.stats.last_error = outcome.message
                 await self._sleep_or_stop(self.options.retry_seconds)
                 continue
+            status = outcome
             if status.claimed:
                 self.stats.owner = status.owner
                 self.stats.claim_code = None
@@ -206,6 +208,21 @@ class NodeAgent:
                 if self.on_claim_code is not None:
                     self.on_claim_code(status)
         return False
+
+    async def _ask_claim_status(
+        self, creds: NodeCredentials, *, wait: float
+    ) -> ClaimStatus | TransportError | None:
+        """The claim status (a long poll), the transport's error, or None if stopped first."""
+        answer: list[ClaimStatus | TransportError] = []
+
+        async def ask() -> None:
+            try:
+                answer.append(await self.transport.claim_status(creds, wait=wait))
+            except TransportError as exc:
+                answer.append(exc)
+
+        await _first_of(ask, self._stopping.wait)
+        return answer[0] if answer else None
 
     async def _sleep_or_stop(self, seconds: float) -> None:
         with anyio.move_on_after(seconds):
@@ -257,11 +274,16 @@ class NodeAgent:
             self.stats.state = "working" if self._running else "idle"
             if not leases:
                 with anyio.move_on_after(self.options.idle_wait_seconds):
-                    await _first_of(
-                        lambda: self.transport.wait_for_work(creds, self.options.idle_wait_seconds),
-                        self._stopping.wait,
-                    )
+                    await _first_of(lambda: self._wait_for_work(creds), self._stopping.wait)
         await self._drain(creds)
+
+    async def _wait_for_work(self, creds: NodeCredentials) -> None:
+        # A push channel that fails is no reason to stop: fall back to waiting out the poll.
+        try:
+            await self.transport.wait_for_work(creds, self.options.idle_wait_seconds)
+        except WowlabError as exc:
+            self.stats.last_error = exc.message
+            await anyio.sleep(self.options.idle_wait_seconds)
 
     async def _wait_slot_or_stop(self) -> None:
         self._slot_freed = anyio.Event()
