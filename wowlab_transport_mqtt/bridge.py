@@ -86,6 +86,20 @@ class BridgeOptions:
     connect_timeout: float | None = None
 
 
+@dataclass
+class BridgeStats:
+    """What the bridge has done, for logs, tests and benchmarks."""
+
+    requests: int = 0
+    refused: int = 0  # wrong token or unknown node
+    errors: int = 0  # other error answers
+    repeats_answered: int = 0  # a repeat of an answered request: the same answer again
+    repeats_dropped: int = 0  # a repeat of a request still being handled
+    wake_ups: int = 0
+    marked_online: int = 0
+    marked_offline: int = 0
+
+
 class _ClaimListener:
     """A plugin that ends claim-status long polls as soon as a claim is committed here."""
 
@@ -110,6 +124,9 @@ class MqttBridge:
         )
         #: Nodes whose status says online (they get wake-ups).
         self.present: set[int] = set()
+        #: Nodes whose last lease came back empty (woken first).
+        self.idle: set[int] = set()
+        self.stats = BridgeStats()
         self._replies: OrderedDict[tuple[str, bytes], bytes | None] = OrderedDict()
         self._claim_waiters: dict[int, anyio.Event] = {}
         self._closing = False
@@ -316,8 +333,12 @@ class MqttBridge:
         if key in self._replies:
             cached = self._replies[key]
             if cached is not None:  # answered before: the node missed the answer
+                self.stats.repeats_answered += 1
                 self._publish_reply(response_topic, correlation, cached)
-            return  # else the first copy is still being handled and will answer
+            else:  # the first copy is still being handled and will answer
+                self.stats.repeats_dropped += 1
+            return
+        self.stats.requests += 1
         self._replies[key] = None
         while len(self._replies) > self.options.reply_cache_size:
             self._replies.popitem(last=False)
@@ -327,8 +348,10 @@ class MqttBridge:
             reply = ok_reply(await self._perform(parsed, message.payload, release_slot))
         except AuthenticationFailed as exc:
             log.warning("refused %s from %s (topic %s): %s", what, who, message.topic, exc)
+            self.stats.refused += 1
             reply = error_reply(exc)
         except WowlabError as exc:
+            self.stats.errors += 1
             log.info("%s from %s failed: %s: %s", what, who, type(exc).__name__, exc)
             reply = error_reply(exc)
         except Exception as exc:
@@ -374,6 +397,10 @@ class MqttBridge:
             return (await self._call(coordinator.heartbeat, creds)).to_dict()
         if op == "lease":
             leases = await self._call(coordinator.lease, creds, body.get("max_chunks"))
+            if leases:
+                self.idle.discard(creds.node_id)
+            else:
+                self.idle.add(creds.node_id)
             return [lease.to_dict() for lease in leases]
         if op == "config":
             config_hash = _typed(body, "config_hash", str)
@@ -441,10 +468,13 @@ class MqttBridge:
                     # A retained replay (the bridge subscribing) is old news: only a live
                     # message says the node is up now.
                     if not message.retain and await self._call(presence.mark_online, db, node_id):
+                        self.stats.marked_online += 1
                         log.info("node %s is online", node_id)
                 elif message.payload == topics.OFFLINE:
                     self.present.discard(node_id)
+                    self.idle.discard(node_id)
                     if await self._call(presence.mark_offline, db, node_id):
+                        self.stats.marked_offline += 1
                         log.info("node %s went offline (last will or goodbye)", node_id)
                 elif message.payload:
                     log.warning("ignoring status %r of node %s", message.payload[:20], node_id)
@@ -465,7 +495,10 @@ class MqttBridge:
             seen = generation
             try:
                 current = await self._call(presence.pending_marker, db)
-                if current[0] and (signalled or current != marker):
+                # New work: the signal (submit, requeue, release ...), or more pending
+                # chunks, or newer ones, than last time (a submit by another process).
+                appeared = marker is None or current[0] > marker[0] or current[1] > marker[1]
+                if current[0] and (signalled or appeared):
                     pause = self.options.wake_interval_seconds - (time.monotonic() - last_wake)
                     if pause > 0:
                         await anyio.sleep(pause)
@@ -479,10 +512,13 @@ class MqttBridge:
     async def wake_nodes(self) -> int:
         """Push a wake-up to the connected nodes that may run pending chunks. Returns how
         many were woken."""
-        node_ids = await self._call(presence.nodes_to_wake, self.coordinator.db, set(self.present))
+        node_ids = await self._call(
+            presence.nodes_to_wake, self.coordinator.db, set(self.present), set(self.idle)
+        )
         if self._client is not None:
             for node_id in node_ids:
                 self._client.publish(topics.inbox_topic(node_id), WORK_MESSAGE, qos=1)
+        self.stats.wake_ups += len(node_ids)
         return len(node_ids)
 
     async def _reap(self) -> None:
@@ -503,4 +539,4 @@ def _typed(body: dict[str, Any], name: str, kind: type[T]) -> T:
     return value
 
 
-__all__ = ["BridgeOptions", "MqttBridge"]
+__all__ = ["BridgeOptions", "BridgeStats", "MqttBridge"]

@@ -63,9 +63,10 @@ def pending_marker(db: DbEngine) -> tuple[int, int]:
     return int(count or 0), int(highest or 0)
 
 
-def nodes_to_wake(db: DbEngine, present: Collection[int]) -> list[int]:
+def nodes_to_wake(db: DbEngine, present: Collection[int], idle: Collection[int] = ()) -> list[int]:
     """Connected nodes (``present``) that may run pending chunks, enough of them to take
-    the pending chunks (with some to spare), in random order so no node is always first.
+    the pending chunks (with some to spare): nodes known to be ``idle`` first, each group
+    in random order so no node is always first.
 
     Access is decided by the grants only (the scheduler also asks plugins); a wake-up is a
     hint, and a node that may not run anything just leases nothing.
@@ -93,11 +94,12 @@ def nodes_to_wake(db: DbEngine, present: Collection[int]) -> list[int]:
                 stmt = stmt.where(col(Node.user_id) == user_id)
             candidates = list(session.exec(stmt).all())
             random.shuffle(candidates)
+            candidates.sort(key=lambda row: row[0] not in idle)  # stable: idle ones first
             workers = 0
             for node_id, max_parallel in candidates:
                 if workers >= WAKE_OVERSUPPLY * pending:
                     break
-                if node_id is not None:
+                if node_id is not None and node_id not in chosen:
                     workers += max_parallel or 1
                     chosen[node_id] = 1
     return list(chosen)
