@@ -1,0 +1,183 @@
+"""Node processes (``wowlab node run --transport mqtt``), in-process agents, and waiting on
+the database, for the MQTT acceptance tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from wowlab_core.coordinator import CoordinatorSettings
+from wowlab_core.db import read_session
+from wowlab_core.localpool import run_local_simulation
+from wowlab_core.models import Node, SimChunk, SimJob
+from wowlab_core.plugins import Hooks
+from wowlab_core.report import dumps_report
+
+#: Leases short enough to watch one run out, heartbeats to keep the others alive, and
+#: silence-based offline far away, so "offline" can only come from the last will.
+SETTINGS = CoordinatorSettings(
+    lease_seconds=2.0, heartbeat_seconds=0.5, offline_after_seconds=60.0, reap_interval_seconds=0.0
+)
+
+
+class NodeProcess:
+    """``wowlab node run --transport mqtt`` in a subprocess, its output collected."""
+
+    def __init__(self, url: str, settings_file: Path, name: str, *, max_parallel: int = 1) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "wowlab_core",
+                "-v",
+                "node",
+                "run",
+                "--transport",
+                "mqtt",
+                "--url",
+                url,
+                "--name",
+                name,
+                "--max-parallel",
+                str(max_parallel),
+                "--settings-file",
+                str(settings_file),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if m := re.search(pattern, line):
+                    return m
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"node never printed {pattern!r}; output:\n" + "\n".join(self.lines))
+
+    def claim_code(self) -> str:
+        return self.wait_for(r"claim code: (\w{3}-\w{3})").group(1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def wait_until(
+    what: str, check: Callable[[], Any], timeout: float = 30, every: float = 0.02
+) -> Any:
+    """Poll ``check`` until it returns something true; returns it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def node_named(db: Engine, name: str) -> Node | None:
+    with read_session(db) as s:
+        return s.exec(select(Node).where(col(Node.name) == name)).first()
+
+
+def finished_job(db: Engine, job_id: int, timeout: float = 60) -> SimJob:
+    def done() -> SimJob | None:
+        with read_session(db) as s:
+            job = s.get(SimJob, job_id)
+            assert job is not None
+            return job if job.status not in ("pending", "running") else None
+
+    job: SimJob = wait_until(f"job {job_id} to finish", done, timeout, every=0.05)
+    return job
+
+
+def leased_chunk(db: Engine, job_id: int) -> SimChunk:
+    def leased() -> SimChunk | None:
+        with read_session(db) as s:
+            return s.exec(
+                select(SimChunk).where(
+                    col(SimChunk.job_id) == job_id, col(SimChunk.status) == "leased"
+                )
+            ).first()
+
+    chunk: SimChunk = wait_until("a chunk to be leased", leased)
+    return chunk
+
+
+def assert_same_report(
+    report: dict[str, Any], config: dict[str, Any], hooks: Hooks, *, iterations: int, seed: int
+) -> None:
+    """The job's report is byte-identical to an undisturbed local run of the same job
+    (except the config hash when ``sleep_ms`` made the configs differ)."""
+    undisturbed = run_local_simulation(
+        config | {"sleep_ms": 0},
+        hooks=hooks,
+        iterations=iterations,
+        seed=seed,
+        nodes=2,
+        engine_name="toy",
+        chunks=5,
+    )
+    got, expected = dict(report), dict(undisturbed.report or {})
+    if config.get("sleep_ms"):
+        got.pop("config_hash")
+        expected.pop("config_hash")
+    assert dumps_report(got) == dumps_report(expected)
+
+
+class RawClient:
+    """A bare paho client (MQTT v5), to act as a misbehaving node."""
+
+    def __init__(self, port: int, *, client_id: str, username: str | None = None) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+        )
+        if username is not None:
+            self.client.username_pw_set(username)
+        self.received: list[tuple[str, bytes]] = []
+        self.acks: dict[int, str] = {}
+        self.client.on_message = lambda _c, _u, m: self.received.append((m.topic, m.payload))
+        self.client.on_publish = lambda _c, _u, mid, rc, _p: self.acks.__setitem__(mid, str(rc))
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        wait_until("the raw client to connect", self.client.is_connected, timeout=5)
+
+    def subscribe(self, *topics: str) -> None:
+        self.client.subscribe([(t, 1) for t in topics])
+
+    def publish(self, topic: str, payload: bytes, **kwargs: Any) -> str:
+        """Publish with QoS 1; returns the broker's PUBACK reason."""
+        info = self.client.publish(topic, payload, qos=1, **kwargs)
+        return str(wait_until(f"PUBACK for {topic}", lambda: self.acks.get(info.mid), timeout=5))
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
