@@ -1,5 +1,7 @@
 """Presence over MQTT with real node processes: a node killed with SIGKILL is marked offline
-by its last will, and its leased chunk is reissued after the lease runs out."""
+by its last will, and its leased chunk is reissued after the lease runs out; a node that
+hangs (SIGSTOP: no packets, no FIN, like a host that vanished) is marked offline once the
+broker's 1.5 x keepalive has passed."""
 
 from __future__ import annotations
 
@@ -89,3 +91,18 @@ def test_killed_node_goes_offline_by_its_will_and_its_chunk_is_reissued(
             assert rescuer_node is not None and reissued.node_id == rescuer_node.id
         assert job.completed_iterations == 600
         assert_same_report(job.result, SLOW, wowlab_hooks, iterations=600, seed=99)
+
+        # The rescuer hangs: only the broker's keepalive can tell.
+        assert rescuer_node.status == NodeStatus.ONLINE.value
+        stopped_at = time.monotonic()
+        rescuer.proc.send_signal(signal.SIGSTOP)
+
+        def rescuer_offline() -> bool:
+            node = node_named(db, "rescuer")
+            return node is not None and node.status == NodeStatus.OFFLINE.value
+
+        wait_until("the hung node to be marked offline", rescuer_offline, timeout=3 * KEEPALIVE)
+        hung_for = time.monotonic() - stopped_at
+        print(f"hung node marked offline {hung_for:.2f} s after SIGSTOP")
+        assert hung_for <= 1.5 * KEEPALIVE + 0.75  # plus the broker's timer granularity
+        rescuer.proc.send_signal(signal.SIGCONT)
