@@ -153,6 +153,49 @@ class Friendship(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class GuildInvite(SQLModel, table=True):
+    """An open invitation of a user into a guild; accepting it makes a membership."""
+
+    __tablename__ = "guild_invites"
+
+    guild_id: int = Field(
+        sa_column=sa.Column(
+            sa.ForeignKey("guilds.id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    user_id: int = Field(
+        sa_column=sa.Column(
+            sa.ForeignKey("users.id", ondelete="CASCADE"),
+            primary_key=True,
+            nullable=False,
+            index=True,
+        )
+    )
+    invited_by: int | None = Field(
+        default=None, sa_column=sa.Column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    )
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiToken(SQLModel, table=True):
+    """A personal API token for scripts and the CLI; only its sha256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(
+        sa_column=sa.Column(
+            sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    name: str = Field(max_length=100)
+    #: The first characters of the token, so a user can tell their tokens apart.
+    prefix: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+
+
 # --- nodes ----------------------------------------------------------------------------
 
 
@@ -327,10 +370,12 @@ class ChunkLease(SQLModel, table=True):
 __all__ = [
     "FINISHED_JOB_STATUSES",
     "AccessType",
+    "ApiToken",
     "ChunkLease",
     "ChunkStatus",
     "Friendship",
     "Guild",
+    "GuildInvite",
     "GuildMember",
     "JSONType",
     "JobStatus",
