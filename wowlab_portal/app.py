@@ -15,16 +15,31 @@ import anyio
 from anyio.from_thread import BlockingPortal
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine as DbEngine
+from starlette.middleware.sessions import SessionMiddleware
 
 from wowlab_core import __version__
 from wowlab_core.claim_codes import RateLimiter
 from wowlab_core.coordinator import Coordinator
 from wowlab_core.db import create_db_engine
 from wowlab_core.plugins import Hooks, get_hooks
+from wowlab_portal.accounts import password_hasher
 from wowlab_portal.api.errors import install_error_handlers
-from wowlab_portal.api.routes import health, node
+from wowlab_portal.api.routes import accounts, health, node, social
 from wowlab_portal.long_poll import ClaimSignal, RecentNodes, WorkBroadcast
+from wowlab_portal.secret_key import resolve_secret_key
 from wowlab_portal.settings import PortalSettings
+
+
+def make_limiters(settings: PortalSettings) -> dict[str, RateLimiter]:
+    """The rate limiters of user actions, by name (windows of one minute)."""
+    per_minute = {
+        "login_user": settings.login_limit_per_minute,
+        "login_address": settings.login_limit_per_address_per_minute,
+        "signup_address": settings.login_limit_per_address_per_minute,
+        "claim_user": settings.claim_limit_per_minute,
+        "claim_address": settings.claim_limit_per_address_per_minute,
+    }
+    return {name: RateLimiter(limit=n, window_seconds=60) for name, n in per_minute.items()}
 
 
 def create_app(
@@ -64,6 +79,10 @@ def create_app(
         app.state.register_limiter = RateLimiter(
             limit=settings.register_limit_per_minute, window_seconds=60
         )
+        app.state.limiters = make_limiters(settings)
+        app.state.passwords = password_hasher(
+            time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib
+        )
         try:
             if not routers_added:
                 routers_added = True
@@ -90,8 +109,18 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=resolve_secret_key(settings.secret_key),
+        session_cookie="wowlab_session",
+        max_age=settings.session_max_age_seconds,
+        same_site="lax",
+        https_only=settings.https_only,
+    )
     app.include_router(health.router)
     app.include_router(node.router)
+    app.include_router(accounts.router)
+    app.include_router(social.router)
     return app
 
 

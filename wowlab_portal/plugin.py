@@ -12,7 +12,7 @@ import click
 
 from wowlab_core.hookspecs import hookimpl
 
-for _module in ("fastapi", "uvicorn", "pydantic_settings"):
+for _module in ("fastapi", "uvicorn", "pydantic_settings", "pwdlib", "itsdangerous"):
     if importlib.util.find_spec(_module) is None:
         raise ImportError(f"{_module} is not installed: pip install 'wowlab[portal]'")
 

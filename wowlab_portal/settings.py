@@ -37,6 +37,20 @@ class PortalSettings(BaseSettings):
     #: How often a claim-status long poll looks at the database, for claims made by
     #: another process (claims made by this portal answer at once).
     claim_recheck_seconds: float = Field(default=1.0, gt=0)
+    #: Signs session cookies. None: made once and kept in ``<data dir>/portal_secret_key``.
+    secret_key: str | None = Field(default=None, min_length=16)
+    #: Send the session cookie over HTTPS only (set it behind TLS).
+    https_only: bool = False
+    session_max_age_seconds: int = Field(default=14 * 24 * 3600, ge=60)
+    #: Login attempts per account and minute, and per client address and minute.
+    login_limit_per_minute: int = Field(default=10, ge=1)
+    login_limit_per_address_per_minute: int = Field(default=30, ge=1)
+    #: Claim attempts (and previews) per account and minute, and per client address.
+    claim_limit_per_minute: int = Field(default=10, ge=1)
+    claim_limit_per_address_per_minute: int = Field(default=30, ge=1)
+    #: Argon2 cost of password hashes (lower only in tests).
+    password_time_cost: int = Field(default=3, ge=1)
+    password_memory_kib: int = Field(default=65536, ge=8)
 
     def coordinator_settings(self) -> CoordinatorSettings:
         """The coordinator's share of these settings."""

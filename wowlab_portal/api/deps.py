@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import re
+import secrets
+from collections.abc import Iterator
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pwdlib import PasswordHash
+from sqlalchemy.engine import Engine as DbEngine
+from sqlmodel import Session
 
+from wowlab_core.claim_codes import RateLimiter
 from wowlab_core.coordinator import Coordinator
-from wowlab_core.errors import AuthenticationFailed
+from wowlab_core.db import read_session, write_session
+from wowlab_core.errors import AuthenticationFailed, PermissionDenied
 from wowlab_core.http_client import NODE_HEADER
+from wowlab_core.models import User, utcnow
 from wowlab_core.plugins import Hooks
 from wowlab_core.protocol import NodeCredentials
+from wowlab_portal.accounts import TOKEN_PREFIX, token_needs_touch, user_for_token
 from wowlab_portal.long_poll import ClaimSignal, RecentNodes, WorkBroadcast
 from wowlab_portal.settings import PortalSettings
 
@@ -88,6 +98,123 @@ def node_credentials(
     return NodeCredentials(node_id=int(node_id), token=bearer.credentials)
 
 
+# --- users ----------------------------------------------------------------------------
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SESSION_USER = "user_id"
+SESSION_CSRF = "csrf"
+CSRF_COOKIE = "wowlab_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+
+user_token = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiToken",
+    description=f"A personal API token: `Authorization: Bearer {TOKEN_PREFIX}...`.",
+)
+csrf_header = APIKeyHeader(
+    name=CSRF_HEADER,
+    auto_error=False,
+    scheme_name="CsrfToken",
+    description="With the session cookie, unsafe requests repeat the `wowlab_csrf` cookie here.",
+)
+
+
+def get_db(request: Request) -> DbEngine:
+    """The portal's database engine."""
+    db: DbEngine = request.app.state.db
+    return db
+
+
+def db_session(request: Request) -> Iterator[Session]:
+    """A session for this request: reads share, writes take SQLite's write lock up front."""
+    opener = read_session if request.method in SAFE_METHODS else write_session
+    with opener(get_db(request)) as session:
+        yield session
+
+
+def get_passwords(request: Request) -> PasswordHash:
+    """The password hasher."""
+    passwords: PasswordHash = request.app.state.passwords
+    return passwords
+
+
+def client_address(request: Request) -> str:
+    """The caller's address (uvicorn's ``--proxy-headers`` puts the real one here)."""
+    return request.client.host if request.client else "unknown"
+
+
+def check_origin(request: Request) -> None:
+    """Refuse a browser's cross-site request: its ``Origin`` must be this portal's."""
+    origin = request.headers.get("origin")
+    if origin is None or request.method in SAFE_METHODS:
+        return
+    if origin == "null" or urlsplit(origin).netloc != request.headers.get("host"):
+        raise PermissionDenied(f"cross-site request from {origin} refused", field="Origin")
+
+
+def new_csrf_token() -> str:
+    """A fresh CSRF token (kept in the signed session and mirrored in a readable cookie)."""
+    return secrets.token_urlsafe(24)
+
+
+def current_user(
+    request: Request,
+    session: Annotated[Session, Depends(db_session)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(user_token)],
+    csrf: Annotated[str | None, Depends(csrf_header)],
+) -> User:
+    """The calling user: by API token, else by session cookie (plus CSRF token on writes).
+
+    A browser sends cookies on its own, so a cookie-authenticated unsafe request must also
+    carry the session's CSRF token in ``X-CSRF-Token``, which another site cannot read.
+    A bearer token is never sent by a browser on its own, so it needs no CSRF token.
+    """
+    if bearer is not None:
+        user, row = user_for_token(session, token=bearer.credentials)
+        if token_needs_touch(row):
+            if request.method not in SAFE_METHODS:
+                # This request's session holds the write lock; the route commits it.
+                row.last_used_at = utcnow()
+                session.add(row)
+            else:
+                with write_session(get_db(request)) as writer:
+                    fresh = writer.get(type(row), row.id)
+                    if fresh is not None:
+                        fresh.last_used_at = utcnow()
+                        writer.add(fresh)
+                        writer.commit()
+        return user
+    user_id = request.session.get(SESSION_USER)
+    user = session.get(User, user_id) if isinstance(user_id, int) else None
+    if user is None:
+        request.session.clear()
+        raise AuthenticationFailed(
+            f"log in, or send 'Authorization: Bearer {TOKEN_PREFIX}...'", field="Authorization"
+        )
+    if request.method not in SAFE_METHODS:
+        check_origin(request)
+        expected = request.session.get(SESSION_CSRF)
+        if not csrf or not isinstance(expected, str) or not secrets.compare_digest(csrf, expected):
+            raise PermissionDenied(
+                f"missing or wrong CSRF token: repeat the {CSRF_COOKIE} cookie in {CSRF_HEADER}",
+                field=CSRF_HEADER,
+            )
+    return user
+
+
+def get_limiters(request: Request) -> dict[str, RateLimiter]:
+    """The portal's rate limiters by name (``login_user``, ``claim_address``, ...)."""
+    limiters: dict[str, RateLimiter] = request.app.state.limiters
+    return limiters
+
+
+#: A row id in a path: positive and within a 64-bit integer (larger would overflow SQL).
+IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
+SessionDep = Annotated[Session, Depends(db_session)]
+CurrentUser = Annotated[User, Depends(current_user)]
+PasswordsDep = Annotated[PasswordHash, Depends(get_passwords)]
+LimitersDep = Annotated[dict[str, RateLimiter], Depends(get_limiters)]
+
 SettingsDep = Annotated[PortalSettings, Depends(get_settings)]
 HooksDep = Annotated[Hooks, Depends(get_hooks)]
 CoordinatorDep = Annotated[Coordinator, Depends(get_coordinator)]
@@ -98,11 +225,21 @@ RecentNodesDep = Annotated[RecentNodes, Depends(get_recent_nodes)]
 NodeDep = Annotated[NodeCredentials, Depends(node_credentials)]
 
 __all__ = [
+    "CSRF_COOKIE",
+    "CSRF_HEADER",
     "ClaimsDep",
     "CoordinatorDep",
+    "CurrentUser",
     "HooksDep",
+    "IdPath",
+    "LimitersDep",
     "NodeDep",
+    "PasswordsDep",
     "RecentNodesDep",
+    "SessionDep",
     "SettingsDep",
     "WorkDep",
+    "check_origin",
+    "client_address",
+    "new_csrf_token",
 ]
