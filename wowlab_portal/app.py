@@ -24,8 +24,9 @@ from wowlab_core.db import create_db_engine
 from wowlab_core.plugins import Hooks, get_hooks
 from wowlab_portal.accounts import password_hasher
 from wowlab_portal.api.errors import install_error_handlers
-from wowlab_portal.api.routes import accounts, health, node, social
+from wowlab_portal.api.routes import accounts, health, jobs, metrics, node, nodes, social
 from wowlab_portal.long_poll import ClaimSignal, RecentNodes, WorkBroadcast
+from wowlab_portal.metrics import Histogram
 from wowlab_portal.secret_key import resolve_secret_key
 from wowlab_portal.settings import PortalSettings
 
@@ -80,6 +81,7 @@ def create_app(
             limit=settings.register_limit_per_minute, window_seconds=60
         )
         app.state.limiters = make_limiters(settings)
+        app.state.lease_latency = Histogram()
         app.state.passwords = password_hasher(
             time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib
         )
@@ -121,6 +123,9 @@ def create_app(
     app.include_router(node.router)
     app.include_router(accounts.router)
     app.include_router(social.router)
+    app.include_router(nodes.router)
+    app.include_router(jobs.router)
+    app.include_router(metrics.router)
     return app
 
 

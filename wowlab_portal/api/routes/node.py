@@ -9,6 +9,7 @@ credentials: ``Authorization: Bearer <token>`` and ``X-Wowlab-Node: <node id>``
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any, TypeVar
@@ -162,7 +163,9 @@ async def lease(
     request: Request, node: NodeDep, coordinator: CoordinatorDep, body: LeaseRequest
 ) -> LeaseReply:
     """Lease up to ``max_chunks`` chunks this node may run."""
+    started = time.perf_counter()
     leases = await as_node(request, node, coordinator.lease, body.max_chunks)
+    request.app.state.lease_latency.observe(time.perf_counter() - started)
     return LeaseReply(leases=leases)
 
 
