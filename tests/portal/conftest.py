@@ -80,6 +80,7 @@ class Account:
 
     user: User
     token: str
+    token_id: int
 
     @property
     def id(self) -> int:
@@ -102,7 +103,7 @@ def make_account(db: Engine, username: str, password: str | None = None) -> Acco
         )
         new = create_api_token(session, user=user, name="tests")
         session.commit()
-        return Account(user=user, token=new.token)
+        return Account(user=user, token=new.token, token_id=new.row.id or 0)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """A small world of users, a guild, a shared node and jobs, made through the app's own
 functions: the owner ``alice``; ``fred`` her friend; ``gina`` in alice's guild; ``olga``
-a stranger. Alice's node is shared with her friends and her guild."""
+a stranger, invited to the guild but not in it. Alice's node is shared with her friends
+and her guild."""
 
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ def build_world(db: Engine, coordinator: Coordinator) -> World:
         guild = create_guild(session, user=alice, name=f"guild-{tag}")
         invite(session, guild=guild, by=alice, invitee=gina)
         join(session, guild_id=guild.id or 0, user=gina)
+        invite(session, guild=guild, by=alice, invitee=accounts["olga"].user)  # not accepted
         node = claim_node(session, user=alice, code=reg.claim_code)
         set_access(
             session, node=node, grants=[(AccessType.FRIENDS, None), (AccessType.GUILD, guild.id)]
