@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 from wowlab_core import nodes as node_ops
 from wowlab_core import scheduler
 from wowlab_core.claim_codes import DEFAULT_LIFETIME
-from wowlab_core.db import read_session, write_session
+from wowlab_core.db import is_postgres, read_session, write_session
 from wowlab_core.errors import InvalidRequest, NotFound
 from wowlab_core.jobs import finalize_job
 from wowlab_core.models import ChunkLease, Node, NodeStatus, SimChunk, SimConfig, SimJob, utcnow
@@ -118,6 +118,16 @@ class WorkSignal:
             return self._generation
 
 
+def _concurrent_writers(db: DbEngine) -> int:
+    """How many write transactions the coordinator runs at once."""
+    if not is_postgres(db):
+        return 1  # SQLite has one writer anyway
+    pool = db.pool
+    size = int(getattr(pool, "size", lambda: 5)())
+    capacity = size + max(int(getattr(pool, "_max_overflow", 0)), 0)
+    return max(2, min(32, capacity - 4))
+
+
 class Coordinator:
     """Node-facing operations: register, claim status, heartbeat, lease, config, complete, fail."""
 
@@ -135,13 +145,21 @@ class Coordinator:
         self._last_reap = 0.0
         self._reap_lock = threading.Lock()
         self._prepared: OrderedDict[str, Any] = OrderedDict()
+        self._gate = threading.BoundedSemaphore(_concurrent_writers(db))
         self._prepared_lock = threading.Lock()
 
     # --- plumbing -------------------------------------------------------------------
 
     @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        # Callers queue here rather than in the connection pool (which times out after
+        # 30 s under a burst of nodes) or in SQLite's busy handler (which polls).
+        with self._gate, write_session(self.db) as session:
+            yield session
+
+    @contextmanager
     def _node_session(self, creds: NodeCredentials) -> Iterator[tuple[Session, Node]]:
-        with write_session(self.db) as session:
+        with self._writing() as session:
             node = node_ops.authenticate_node(session, node_id=creds.node_id, token=creds.token)
             yield session, node
 
@@ -159,7 +177,7 @@ class Coordinator:
 
     def reap(self) -> int:
         """Requeue expired leases and mark silent nodes offline. Returns chunks requeued."""
-        with write_session(self.db) as session:
+        with self._writing() as session:
             requeued, failed = scheduler.requeue_expired(session)
             node_ops.mark_offline_nodes(
                 session, silent_for=timedelta(seconds=self.settings.offline_after_seconds)
@@ -179,7 +197,7 @@ class Coordinator:
 
     def register(self, info: NodeInfo) -> Registration:
         """Register a new node; returns its id, secret token and claim code."""
-        with write_session(self.db) as session:
+        with self._writing() as session:
             new = node_ops.register_node(
                 session, info=info, hooks=self.hooks, lifetime=self.settings.claim_lifetime
             )

@@ -226,10 +226,17 @@ def claim_and_announce(
     return node
 
 
+#: ``last_seen_at`` is written at most this often: a busy node calls many times a second,
+#: and every write is a row update; presence is judged in tens of seconds.
+SEEN_RESOLUTION = timedelta(seconds=1)
+
+
 def mark_seen(node: Node, *, now: datetime | None = None) -> None:
     """Record that the node is alive (claimed nodes become online)."""
-    node.last_seen_at = now or utcnow()
-    if node.user_id is not None:
+    now = now or utcnow()
+    if node.last_seen_at is None or now - node.last_seen_at >= SEEN_RESOLUTION:
+        node.last_seen_at = now
+    if node.user_id is not None and node.status != NodeStatus.ONLINE.value:
         node.status = NodeStatus.ONLINE.value
 
 

@@ -44,6 +44,8 @@ from wowlab_core.protocol import Completion, CompletionOutcome, Lease, Outcome
 from wowlab_core.results import ChunkResult, merge_in_seed_order
 
 ACTIVE_JOB_STATUSES = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
+#: A job planned into this many chunks refreshes PostgreSQL's statistics of sim_chunks.
+ANALYZE_AFTER_CHUNKS = 1000
 #: A chunk whose lease ran out this many times fails its job (a config that kills nodes).
 MAX_EXPIRATIONS = 5
 #: Weight of the newest measurement in a node's throughput average.
@@ -94,6 +96,10 @@ def insert_chunks(session: Session, *, job: SimJob, plans: Sequence[ChunkPlan]) 
             for p in plans
         ],
     )
+    if len(plans) >= ANALYZE_AFTER_CHUNKS and is_postgres(session.get_bind()):  # type: ignore[arg-type]
+        # Fresh statistics: without them the lease query sorts every pending chunk
+        # (3.3 ms with 5,000 pending) instead of walking the pending index (0.3 ms).
+        session.execute(sa.text("ANALYZE sim_chunks"))
     return len(plans)
 
 
