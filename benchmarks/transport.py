@@ -1,0 +1,473 @@
+"""Node transports under load: request/response latency and lease+complete throughput, over
+MQTT (a real Mosquitto and the wowlab bridge) and over HTTP (the portal), with 1, 100 and
+1,000 simulated nodes.
+
+The server side (the bridge, or the portal under uvicorn) runs in a process of its own with
+one coordinator, as in production. The simulated nodes are tasks in worker processes of at
+most 250 nodes each (paho's network loop uses select(), which cannot watch descriptors above
+1023, so one process holds about 300 MQTT connections); each node has its own transport
+object and so its own connection (one paho client, or one httpx client). Nodes are
+registered and claimed in the database up front. For each transport and node count:
+
+- ``idle p50/p99``: one node sends heartbeats back to back while the others stay connected
+  and quiet: the round trip of one request through the whole stack (a database write
+  included).
+- ``load p50/p99``: every node sends a heartbeat every ``--period`` seconds (default 5 s;
+  real nodes send one every 15 s) at a random phase, for two periods: the latency a node
+  sees when the whole pool is alive.
+- ``chunks/s``: a toy job of ``--chunks`` chunks (at least two per node); every node loops
+  lease(1) -> complete until the job is done; chunks per second from submit to the job's
+  completion. Each chunk is two requests. The run checks that every chunk was counted once.
+
+Usage::
+
+    python benchmarks/transport.py                       # MQTT and HTTP, 1/100/1000 nodes
+    python benchmarks/transport.py --quick               # 1 and 100 nodes, fewer chunks
+    python benchmarks/transport.py --transports mqtt --nodes 1000 --database sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import os
+import platform
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from sqlmodel import select
+
+from wowlab_core.coordinator import Coordinator, CoordinatorSettings
+from wowlab_core.db import create_db_engine, read_session, write_session
+from wowlab_core.jobs import submit_job
+from wowlab_core.models import JobStatus, SimJob, User
+from wowlab_core.nodes import claim_node, register_node
+from wowlab_core.plugins import Hooks, build_registry
+from wowlab_core.protocol import Completion, NodeCredentials, NodeInfo
+from wowlab_core.testing.toy_engine import ToyEngine, toy_engine_plugin
+
+GOAL_P99_MS = 50.0
+TOY = {"base_dps": 1000, "spread": 300}
+SETTINGS = CoordinatorSettings(lease_seconds=600.0, heartbeat_seconds=15.0)
+
+
+def make_hooks() -> Hooks:
+    registry = build_registry(load_entry_points=False)
+    registry.pm.register(toy_engine_plugin, name="toy-engine")
+    return Hooks(registry.pm)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+# --- the server side, each in its own process ---------------------------------------------
+
+
+@contextlib.contextmanager
+def mosquitto(directory: Path) -> Iterator[str]:
+    """A Mosquitto on a free port, tuned as DESIGN.md says (TCP_NODELAY)."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_port()
+    conf = directory / "mosquitto.conf"
+    lines = [
+        f"listener {port} 127.0.0.1",
+        "allow_anonymous true",
+        "set_tcp_nodelay true",
+        "max_queued_messages 100000",
+        "max_inflight_messages 1000",
+        "log_dest none",
+    ]
+    if os.geteuid() == 0:
+        lines.append("user root")
+    conf.write_text("\n".join(lines) + "\n")
+    proc = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _bridge_process(db_url: str, broker_url: str, ready: Any, stop: Any) -> None:
+    from wowlab_transport_mqtt.bridge import MqttBridge
+
+    coordinator = Coordinator(create_db_engine(db_url), hooks=make_hooks(), settings=SETTINGS)
+    bridge = MqttBridge(coordinator, broker_url, connect_timeout=20.0)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            await tg.start(bridge.run)
+            ready.set()
+            await anyio.to_thread.run_sync(stop.wait)
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
+
+
+def _portal_process(db_url: str, port: int, ready: Any, stop: Any) -> None:
+    import threading
+
+    import uvicorn
+
+    from wowlab_portal.app import create_app
+
+    coordinator = Coordinator(create_db_engine(db_url), hooks=make_hooks(), settings=SETTINGS)
+    config = uvicorn.Config(
+        create_app(coordinator=coordinator),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=60,
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+
+    def watch() -> None:
+        while not server.started:
+            time.sleep(0.05)
+        ready.set()
+        stop.wait()
+        server.should_exit = True
+
+    threading.Thread(target=watch, daemon=True).start()
+    server.run()
+
+
+@contextlib.contextmanager
+def server_process(target: Callable[..., None], *args: Any) -> Iterator[None]:
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=target, args=(*args, ready, stop), daemon=True)
+    proc.start()
+    try:
+        if not ready.wait(60):
+            raise RuntimeError(f"the server process ({target.__name__}) did not start")
+        yield
+    finally:
+        stop.set()
+        proc.join(15)
+        if proc.is_alive():
+            proc.kill()
+
+
+# --- the simulated nodes ------------------------------------------------------------------
+
+
+def claimed_nodes(db: Any, count: int) -> list[NodeCredentials]:
+    with write_session(db) as s:
+        owner = User(username="bench")
+        s.add(owner)
+        s.flush()
+        creds = []
+        for i in range(count):
+            new = register_node(s, info=NodeInfo(name=f"bench-{i}", max_parallel=1))
+            s.flush()
+            claim_node(s, user=owner, code=new.node.claim_code or "")
+            creds.append(NodeCredentials(node_id=new.node.id or 0, token=new.token))
+        s.commit()
+    return creds
+
+
+def submit(db: Any, hooks: Hooks, chunks: int) -> int:
+    with write_session(db) as s:
+        owner = s.exec(select(User)).first()
+        assert owner is not None
+        job = submit_job(
+            s,
+            user=owner,
+            config=TOY,
+            iterations=chunks * 10,
+            engine_name="toy",
+            seed=3,
+            hooks=hooks,
+            chunks=chunks,
+        )
+        s.commit()
+        return job.id or 0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def make_transport(kind: str, url: str) -> Any:
+    if kind == "mqtt":
+        from wowlab_transport_mqtt.client import MqttTransport
+
+        return MqttTransport(url, timeout=120.0, result_timeout=300.0)
+    from wowlab_core.http_client import HttpOptions, HttpTransport
+
+    return HttpTransport(url, options=HttpOptions(timeout=120.0))
+
+
+def _nodes_process(
+    kind: str,
+    url: str,
+    creds: list[NodeCredentials],
+    first: bool,
+    args: dict[str, Any],
+    barrier: Any,
+    results: Any,
+) -> None:
+    """A share of the simulated nodes; the phases are kept in step by ``barrier``."""
+    anyio.run(_nodes, kind, url, creds, first, args, barrier, results)
+
+
+async def _nodes(
+    kind: str,
+    url: str,
+    creds: list[NodeCredentials],
+    first: bool,
+    args: dict[str, Any],
+    barrier: Any,
+    results: Any,
+) -> None:
+    anyio.to_thread.current_default_thread_limiter().total_tokens = len(creds) + 40
+    transports = [make_transport(kind, url) for _ in creds]
+    pairs = list(zip(transports, creds, strict=True))
+    idle: list[float] = []
+    loaded: list[float] = []
+    accepted = 0
+
+    async def step() -> None:
+        await anyio.to_thread.run_sync(barrier.wait)
+
+    try:
+        async with anyio.create_task_group() as tg:  # connect everyone
+            for t, c in pairs:
+                tg.start_soon(t.heartbeat, c)
+        await step()
+        if first:
+            for _ in range(args["idle_requests"]):
+                started = time.perf_counter()
+                await transports[0].heartbeat(creds[0])
+                idle.append(time.perf_counter() - started)
+        await step()
+
+        period = args["period"]
+
+        async def beat(t: Any, c: NodeCredentials) -> None:
+            await anyio.sleep(random.uniform(0, period))
+            for _ in range(2):
+                started = time.perf_counter()
+                await t.heartbeat(c)
+                loaded.append(time.perf_counter() - started)
+                await anyio.sleep(period)
+
+        async with anyio.create_task_group() as tg:
+            for t, c in pairs:
+                tg.start_soon(beat, t, c)
+        await step()  # the main process submits the job now
+        await step()
+        engine = ToyEngine()
+        prepared = engine.prepare(TOY)
+
+        async def work(t: Any, c: NodeCredentials) -> None:
+            nonlocal accepted
+            while leases := await t.lease(c, 1):
+                [lease] = leases
+                result = engine.run_chunk(
+                    prepared, seed=lease.seed, seed_offset=lease.seed_offset, iterations=10
+                ).to_dict()
+                outcomes = await t.complete(
+                    c, [Completion(lease.chunk_id, lease.lease_token, result)]
+                )
+                accepted += sum(o.outcome == "accepted" for o in outcomes)
+
+        async with anyio.create_task_group() as tg:
+            for t, c in pairs:
+                tg.start_soon(work, t, c)
+        await step()
+    finally:
+        results.put({"idle": idle, "loaded": loaded, "accepted": accepted})
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as tg:
+                for t in transports:
+                    tg.start_soon(t.aclose)
+
+
+@dataclass
+class Row:
+    transport: str
+    nodes: int
+    processes: int
+    idle_p50: float
+    idle_p99: float
+    load_p50: float
+    load_p99: float
+    load_rate: float
+    chunks: int
+    chunks_per_second: float
+    check: str
+
+
+def run_nodes(kind: str, url: str, db: Any, hooks: Hooks, nodes: int, args: Any) -> Row:
+    """Spread ``nodes`` simulated nodes over processes of at most ``--nodes-per-process``
+    (paho's network loop uses select(), which cannot watch descriptors above 1023: one
+    process holds about 300 MQTT connections), and step them through the phases."""
+    creds = claimed_nodes(db, nodes)
+    per = args.nodes_per_process
+    shares = [creds[i : i + per] for i in range(0, nodes, per)]
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(len(shares) + 1)
+    results = ctx.Queue()
+    options = {"idle_requests": args.idle_requests, "period": args.period}
+    procs = [
+        ctx.Process(
+            target=_nodes_process,
+            args=(kind, url, share, i == 0, options, barrier, results),
+            daemon=True,
+        )
+        for i, share in enumerate(shares)
+    ]
+    for proc in procs:
+        proc.start()
+    timeout = 600
+    barrier.wait(timeout)  # connected
+    barrier.wait(timeout)  # idle round trips done
+    load_started = time.perf_counter()
+    barrier.wait(timeout)  # load done
+    load_seconds = time.perf_counter() - load_started
+    chunks = max(args.chunks, 2 * nodes)
+    job_id = submit(db, hooks, chunks)
+    barrier.wait(timeout)
+    started = time.perf_counter()
+    barrier.wait(timeout)  # the job's chunks are all done
+    took = time.perf_counter() - started
+    parts = [results.get(timeout=60) for _ in procs]
+    for proc in procs:
+        proc.join(30)
+    idle = [x for p in parts for x in p["idle"]]
+    loaded = [x for p in parts for x in p["loaded"]]
+    accepted = sum(p["accepted"] for p in parts)
+    with read_session(db) as s:
+        job = s.get(SimJob, job_id)
+        assert job is not None
+        status, completed = job.status, job.completed_iterations
+    ok = status == JobStatus.COMPLETED.value and completed == chunks * 10 and accepted == chunks
+    return Row(
+        kind,
+        nodes,
+        len(procs),
+        1000 * percentile(idle, 0.5),
+        1000 * percentile(idle, 0.99),
+        1000 * percentile(loaded, 0.5),
+        1000 * percentile(loaded, 0.99),
+        len(loaded) / load_seconds,
+        chunks,
+        chunks / took,
+        "ok" if ok else f"FAILED ({status}, {completed} iterations, {accepted} accepted)",
+    )
+
+
+@contextlib.contextmanager
+def database(kind: str, directory: str) -> Iterator[tuple[Any, str]]:
+    from wowlab_core.testing.databases import fresh_postgres_database, fresh_sqlite_database
+
+    cm = fresh_postgres_database() if kind == "postgres" else fresh_sqlite_database(directory)
+    with cm as engine:
+        yield engine, engine.url.render_as_string(hide_password=False)
+
+
+def measure(kind: str, nodes: int, args: Any, directory: Path) -> Row:
+    hooks = make_hooks()
+    with database(args.database, str(directory)) as (db, db_url):
+        if kind == "mqtt":
+            with (
+                mosquitto(directory) as broker_url,
+                server_process(_bridge_process, db_url, broker_url),
+            ):
+                return run_nodes(kind, broker_url, db, hooks, nodes, args)
+        port = free_port()
+        with server_process(_portal_process, db_url, port):
+            return run_nodes(kind, f"http://127.0.0.1:{port}", db, hooks, nodes, args)
+
+
+HEADER = (
+    f"{'transport':<10}{'nodes':>6}{'procs':>6}{'idle p50':>10}{'idle p99':>10}{'load p50':>10}"
+    f"{'load p99':>10}{'load/s':>8}{'chunks':>8}{'chunks/s':>10}  check"
+)
+
+
+def format_row(r: Row) -> str:
+    return (
+        f"{r.transport:<10}{r.nodes:>6}{r.processes:>6}{r.idle_p50:>8.1f}ms{r.idle_p99:>8.1f}ms"
+        f"{r.load_p50:>8.1f}ms{r.load_p99:>8.1f}ms{r.load_rate:>8.1f}{r.chunks:>8}"
+        f"{r.chunks_per_second:>10.0f}  {r.check}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--transports", default="mqtt,http")
+    p.add_argument("--nodes", default="1,100,1000")
+    p.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
+    p.add_argument("--period", type=float, default=5.0, help="seconds between heartbeats")
+    p.add_argument("--chunks", type=int, default=500, help="chunks of the job (>= 2 per node)")
+    p.add_argument("--idle-requests", type=int, default=300)
+    p.add_argument("--nodes-per-process", type=int, default=250)
+    p.add_argument("--quick", action="store_true", help="1 and 100 nodes, 200 chunks")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.nodes, args.chunks, args.idle_requests, args.period = "1,100", 200, 100, 2.0
+    transports = [t.strip() for t in args.transports.split(",") if t.strip()]
+    counts = [int(n) for n in args.nodes.split(",")]
+    load = os.getloadavg()[0]
+    print(
+        f"{platform.node()}: {os.cpu_count()} cores, load {load:.1f}, Python "
+        f"{platform.python_version()}, database {args.database}, heartbeat period {args.period:g} s"
+    )
+    print(HEADER, flush=True)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="wowlab-bench-") as tmp:
+        for name in transports:
+            for n in counts:
+                directory = Path(tmp) / f"{name}-{n}"
+                directory.mkdir()
+                row = measure(name, n, args, directory)
+                rows.append(row)
+                print(format_row(row), flush=True)
+    failed = [r for r in rows if r.check != "ok"]
+    parts = []
+    for name in transports:
+        mine = [r for r in rows if r.transport == name]
+        biggest = max(mine, key=lambda r: r.nodes)
+        parts.append(
+            f"{name}: idle p50 {mine[0].idle_p50:.1f} ms, load p99 {biggest.load_p99:.0f} ms "
+            f"with {biggest.nodes} nodes (goal < {GOAL_P99_MS:.0f}), "
+            f"{max(r.chunks_per_second for r in mine):.0f} chunks/s"
+        )
+    print("transport: " + "; ".join(parts) + (f"; {len(failed)} FAILED" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
