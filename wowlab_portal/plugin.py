@@ -1,4 +1,5 @@
-"""The portal's wowlab plugin: adds ``wowlab portal`` to the CLI.
+"""The portal's wowlab plugin: adds ``wowlab portal``, ``wowlab up`` and the portal client
+commands to the CLI.
 
 It loads without importing the web stack (the CLI starts fast); without the ``portal``
 extra, ``wowlab plugins`` lists it as unavailable with the pip command that fixes it.
@@ -19,7 +20,10 @@ for _module in ("fastapi", "uvicorn", "pydantic_settings", "pwdlib", "itsdangero
 
 @hookimpl
 def wowlab_register_commands(cli: click.Group) -> None:
-    """Add ``wowlab portal``."""
-    from wowlab_portal.cli import portal
+    """Add ``wowlab portal``, ``wowlab up``, and the commands that use a portal
+    (``login``, ``submit``, ``jobs``, ``nodes``)."""
+    from wowlab_portal.cli import portal, up
+    from wowlab_portal.client_cli import COMMANDS
 
-    cli.add_command(portal)
+    for command in (portal, up, *COMMANDS):
+        cli.add_command(command)
