@@ -153,8 +153,11 @@ def up(
             )
         else:
             click.echo(f"log in as {embedded.ADMIN_USERNAME!r} (password shown on the first run)")
-        login = embedded.cli_login(db, user=admin.user, url=url, stored=PortalLogin.load())
+        stored = PortalLogin.load()
+        login = embedded.cli_login(db, user=admin.user, url=url, stored=stored)
         click.echo(f"the CLI is logged in as {login.username} (token kept in {login.save()})")
+        if stored is not None and stored.url != url:
+            click.echo(f"(it was logged in to {stored.url}: 'wowlab login' takes you back)")
         nodes = embedded.LocalNodes(
             url=url,
             db=db,
