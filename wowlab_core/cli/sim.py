@@ -90,6 +90,12 @@ def sim(
         raise InvalidRequest("give --chunk-size or --chunks, not both", field="chunks")
     console = Console(stderr=True)
     show_progress = not as_json and console.is_terminal
+    # Validate, and compile the engine before the clock starts: numba compiles on first use
+    # (tens of seconds on a new machine, cached afterwards), which is not simulation speed.
+    engine = hooks.engine(engine_name)
+    prepared = engine.prepare(parsed)
+    with console.status(f"preparing the {engine.name} engine (compiles once per machine)"):
+        engine.run_chunk(prepared, seed=0, seed_offset=0, iterations=1)
     with Progress(
         TextColumn("[bold]simulating"),
         BarColumn(),
