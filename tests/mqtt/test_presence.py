@@ -1,7 +1,7 @@
 """Presence over MQTT with real node processes: a node killed with SIGKILL is marked offline
 by its last will, and its leased chunk is reissued after the lease runs out; a node that
 hangs (SIGSTOP: no packets, no FIN, like a host that vanished) is marked offline once the
-broker's 1.5 x keepalive has passed."""
+broker notices 1.5 x keepalive of silence (Mosquitto 2.0 looks every 5 s)."""
 
 from __future__ import annotations
 
@@ -30,8 +30,11 @@ from .helpers import (
 )
 from .mosquitto import Broker, running_bridge
 
-SLOW = {"base_dps": 2000, "spread": 500, "sleep_ms": 1500}
+SLOW = {"base_dps": 2000, "spread": 500, "sleep_ms": 1000}
 KEEPALIVE = 2
+#: Mosquitto 2.0 sweeps for silent clients every 5 s (its "old keepalive" loop) and counts
+#: silence in whole seconds, strictly more than 1.5 x keepalive: up to 5 + 1 + 1 s late.
+BROKER_SWEEP = 7.0
 
 
 @pytest.fixture
@@ -66,7 +69,7 @@ def test_killed_node_goes_offline_by_its_will_and_its_chunk_is_reissued(
         assert victim_node is not None and victim_node.status == NodeStatus.ONLINE.value
         assert chunk.node_id == victim_node.id
 
-        time.sleep(0.3)  # well inside the 1.5 s chunk
+        time.sleep(0.3)  # well inside the 1 s chunk
         killed_at = time.monotonic()
         victim.proc.send_signal(signal.SIGKILL)
         victim.proc.wait(10)
@@ -101,8 +104,9 @@ def test_killed_node_goes_offline_by_its_will_and_its_chunk_is_reissued(
             node = node_named(db, "rescuer")
             return node is not None and node.status == NodeStatus.OFFLINE.value
 
-        wait_until("the hung node to be marked offline", rescuer_offline, timeout=3 * KEEPALIVE)
+        bound = 1.5 * KEEPALIVE + BROKER_SWEEP
+        wait_until("the hung node to be marked offline", rescuer_offline, timeout=bound + 1.0)
         hung_for = time.monotonic() - stopped_at
         print(f"hung node marked offline {hung_for:.2f} s after SIGSTOP")
-        assert hung_for <= 1.5 * KEEPALIVE + 0.75  # plus the broker's timer granularity
+        assert hung_for >= 1.5 * KEEPALIVE - 0.5  # the will, not anything else
         rescuer.proc.send_signal(signal.SIGCONT)
