@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -21,9 +22,50 @@ from wowlab_core.errors import AuthenticationFailed, WowlabError
 
 log = logging.getLogger(__name__)
 
-# Status codes of Starlette's own errors (unknown route, wrong method) by wowlab name.
-_HTTP_ERROR_NAMES = {401: "AuthenticationFailed", 403: "PermissionDenied", 404: "NotFound"}
+# Status codes of Starlette's own errors (unparsable body, unknown route, wrong method) by
+# wowlab name.
+_HTTP_ERROR_NAMES = {
+    400: "InvalidRequest",
+    401: "AuthenticationFailed",
+    403: "PermissionDenied",
+    404: "NotFound",
+}
 _LOCATIONS = ("body", "query", "path", "header", "cookie")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    error: str
+    detail: str
+    field: str | None
+
+
+_MEANINGS = {
+    400: "The body cannot be parsed (not UTF-8 JSON).",
+    401: "Not authenticated: no or wrong credentials.",
+    403: "Not allowed (or a cookie request without its CSRF token).",
+    404: "No such thing, or not yours to see.",
+    409: "The lease was lost (expired, or the chunk went to another node).",
+    410: "The claim code has expired.",
+    422: "The request is not valid; `field` names the first bad field.",
+    429: "Too many attempts; wait a minute.",
+    503: "The portal's database is not available; try again soon.",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` of these error status codes (always with 400, 422 and 503)."""
+    return {
+        code: {"model": ErrorBody, "description": _MEANINGS[code]}
+        for code in sorted({*codes, 400, 422, 503})
+    }
+
+
+#: The errors any user route may answer.
+USER_ERRORS = error_responses(401, 403, 404, 409, 410, 429)
+#: The errors any node route may answer.
+NODE_ERRORS = error_responses(401, 403, 404, 409, 429)
 
 
 def error_body(error: str, detail: str, field: str | None = None) -> dict[str, str | None]:
@@ -103,4 +145,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(sa_exc.OperationalError, database_unavailable)
 
 
-__all__ = ["error_body", "install_error_handlers"]
+__all__ = [
+    "NODE_ERRORS",
+    "USER_ERRORS",
+    "ErrorBody",
+    "error_body",
+    "error_responses",
+    "install_error_handlers",
+]

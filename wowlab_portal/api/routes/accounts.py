@@ -28,8 +28,9 @@ from wowlab_portal.api.deps import (
     client_address,
     new_csrf_token,
 )
+from wowlab_portal.api.errors import USER_ERRORS
 
-router = APIRouter(prefix="/api/v1", tags=["accounts"])
+router = APIRouter(prefix="/api/v1", tags=["accounts"], responses=USER_ERRORS)
 
 
 class Credentials(BaseModel):

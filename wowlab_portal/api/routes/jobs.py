@@ -21,8 +21,9 @@ from wowlab_core.plugins import Hooks
 from wowlab_core.report import dumps_report
 from wowlab_core.scheduler import cancel_job
 from wowlab_portal.api.deps import CoordinatorDep, CurrentUser, HooksDep, IdPath, SessionDep
+from wowlab_portal.api.errors import USER_ERRORS
 
-router = APIRouter(prefix="/api/v1", tags=["jobs"])
+router = APIRouter(prefix="/api/v1", tags=["jobs"], responses=USER_ERRORS)
 
 #: Iterations of a job's first round when only a target error is given.
 DEFAULT_ITERATIONS = 1000

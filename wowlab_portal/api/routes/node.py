@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from wowlab_core.protocol import (
     ClaimStatus,
@@ -39,11 +39,12 @@ from wowlab_portal.api.deps import (
     WorkDep,
     get_recent_nodes,
 )
+from wowlab_portal.api.errors import NODE_ERRORS
 from wowlab_portal.long_poll import unless_disconnected
 
 T = TypeVar("T")
 
-router = APIRouter(prefix="/api/v1/node", tags=["node"])
+router = APIRouter(prefix="/api/v1/node", tags=["node"], responses=NODE_ERRORS)
 
 
 class LeaseRequest(BaseModel):
@@ -58,10 +59,28 @@ class LeaseReply(BaseModel):
     leases: list[Lease]
 
 
+#: A chunk's id: positive and within a 64-bit integer (larger would overflow SQL).
+ChunkId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+class CompletionBody(BaseModel):
+    """A node's result for a leased chunk."""
+
+    model_config = ConfigDict(title="Completion")
+
+    chunk_id: ChunkId
+    lease_token: str
+    result: dict[str, Any]
+    elapsed_seconds: float | None = None
+
+    def to_completion(self) -> Completion:
+        return Completion(self.chunk_id, self.lease_token, self.result, self.elapsed_seconds)
+
+
 class CompleteRequest(BaseModel):
     """Results of leased chunks."""
 
-    completions: list[Completion]
+    completions: list[CompletionBody]
 
 
 class CompleteReply(BaseModel):
@@ -73,7 +92,7 @@ class CompleteReply(BaseModel):
 class FailRequest(BaseModel):
     """A chunk that failed on the node."""
 
-    chunk_id: int
+    chunk_id: ChunkId
     lease_token: str
     error: str
 
@@ -81,7 +100,7 @@ class FailRequest(BaseModel):
 class ReleaseRequest(BaseModel):
     """Leased chunks the node hands back unfinished."""
 
-    chunk_ids: list[int]
+    chunk_ids: list[ChunkId]
     lease_token: str
 
 
@@ -185,7 +204,8 @@ async def complete(
     request: Request, node: NodeDep, coordinator: CoordinatorDep, body: CompleteRequest
 ) -> CompleteReply:
     """Report chunk results (idempotent: a duplicate is answered ``duplicate``)."""
-    outcomes = await as_node(request, node, coordinator.complete, body.completions)
+    completions = [c.to_completion() for c in body.completions]
+    outcomes = await as_node(request, node, coordinator.complete, completions)
     return CompleteReply(outcomes=outcomes)
 
 

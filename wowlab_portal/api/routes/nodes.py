@@ -31,9 +31,10 @@ from wowlab_portal.api.deps import (
     SessionDep,
     client_address,
 )
+from wowlab_portal.api.errors import USER_ERRORS
 from wowlab_portal.social import membership
 
-router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
+router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"], responses=USER_ERRORS)
 
 CodePath = Annotated[str, Path(min_length=1, max_length=32)]
 

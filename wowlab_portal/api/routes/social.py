@@ -12,8 +12,9 @@ from wowlab_core.models import Guild
 from wowlab_portal import social
 from wowlab_portal.accounts import user_by_name
 from wowlab_portal.api.deps import CurrentUser, IdPath, SessionDep
+from wowlab_portal.api.errors import USER_ERRORS
 
-router = APIRouter(prefix="/api/v1", tags=["guilds and friends"])
+router = APIRouter(prefix="/api/v1", tags=["guilds and friends"], responses=USER_ERRORS)
 
 Username = Annotated[str, Path(min_length=1, max_length=64)]
 
