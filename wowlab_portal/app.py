@@ -29,6 +29,7 @@ from wowlab_portal.long_poll import ClaimSignal, RecentNodes, WorkBroadcast
 from wowlab_portal.metrics import Histogram
 from wowlab_portal.secret_key import resolve_secret_key
 from wowlab_portal.settings import PortalSettings
+from wowlab_portal.web import install_pages
 
 
 def make_limiters(settings: PortalSettings) -> dict[str, RateLimiter]:
@@ -126,6 +127,7 @@ def create_app(
     app.include_router(nodes.router)
     app.include_router(jobs.router)
     app.include_router(metrics.router)
+    install_pages(app)
     return app
 
 
