@@ -7,13 +7,8 @@ as the portal (claims the node, submits jobs) through the database.
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
 import stat
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +24,7 @@ from wowlab_core.models import ChunkStatus, JobStatus, Node, SimChunk, SimJob
 from wowlab_core.nodes import claim_and_announce
 from wowlab_core.plugins import Hooks
 from wowlab_core.report import dumps_report
+from wowlab_core.testing.processes import WowlabProcess, node_process
 
 from .helpers import make_job, make_user
 
@@ -36,67 +32,12 @@ SLOW = {"base_dps": 2000, "spread": 500, "sleep_ms": 1500}
 LEASE_SECONDS = 2.0
 
 
-class NodeProcess:
-    """``wowlab node run`` in a subprocess, its output collected line by line."""
-
-    def __init__(
-        self, db_url: str, settings_file: Path, name: str, lease_seconds: float = LEASE_SECONDS
-    ) -> None:
-        env = {
-            **os.environ,
-            "WOWLAB_LEASE_SECONDS": str(lease_seconds),
-            "WOWLAB_HEARTBEAT_SECONDS": "0.5",
-            "PYTHONUNBUFFERED": "1",
-            "COLUMNS": "200",
-        }
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "wowlab_core",
-                "node",
-                "run",
-                "--transport",
-                "local",
-                "--url",
-                db_url,
-                "--name",
-                name,
-                "--max-parallel",
-                "1",
-                "--settings-file",
-                str(settings_file),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if m := re.search(pattern, line):
-                    return m
-            if self.proc.poll() is not None and not any(
-                re.search(pattern, ln) for ln in self.lines
-            ):
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"node never printed {pattern!r}; output:\n" + "\n".join(self.lines))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+def local_node(
+    db_url: str, settings_file: Path, name: str, lease_seconds: float = LEASE_SECONDS
+) -> WowlabProcess:
+    """``wowlab node run`` on the local transport, with short coordinator timings."""
+    env = {"WOWLAB_LEASE_SECONDS": str(lease_seconds), "WOWLAB_HEARTBEAT_SECONDS": "0.5"}
+    return node_process("local", db_url, settings_file, name, env=env)
 
 
 @pytest.fixture
@@ -109,11 +50,11 @@ def shared_db(tmp_path: Path) -> Iterator[tuple[Engine, str]]:
 
 
 @pytest.fixture
-def nodes() -> Iterator[list[NodeProcess]]:
-    started: list[NodeProcess] = []
+def nodes() -> Iterator[list[WowlabProcess]]:
+    started: list[WowlabProcess] = []
     yield started
     for node in started:
-        node.stop()
+        node.kill()
 
 
 def _wait_job(db: Engine, job_id: int, timeout: float = 90) -> SimJob:
@@ -146,13 +87,13 @@ def _report_text(job: SimJob) -> str:
 
 
 def test_node_killed_mid_chunk_its_chunk_is_reissued_and_the_report_is_unchanged(
-    shared_db: tuple[Engine, str], nodes: list[NodeProcess], tmp_path: Path, wowlab_hooks: Hooks
+    shared_db: tuple[Engine, str], nodes: list[WowlabProcess], tmp_path: Path, wowlab_hooks: Hooks
 ) -> None:
     db, url = shared_db
     owner = make_user(db, "owner")
-    victim = NodeProcess(url, tmp_path / "victim.json", "victim")
+    victim = local_node(url, tmp_path / "victim.json", "victim")
     nodes.append(victim)
-    code = victim.wait_for(r"claim code: (\w{3}-\w{3})").group(1)
+    code = victim.claim_code()
     claim_and_announce(db, user_id=owner.id or 0, code=code)
     victim.wait_for("claimed by owner")
     job_id = make_job(db, owner, wowlab_hooks, iterations=600, chunks=3, seed=99, config=SLOW)
@@ -164,11 +105,9 @@ def test_node_killed_mid_chunk_its_chunk_is_reissued_and_the_report_is_unchanged
         held = s.get(SimChunk, chunk.id)
         assert held is not None and held.status == ChunkStatus.LEASED.value and held.result is None
     # A second node takes over once the victim's lease has run out.
-    rescuer = NodeProcess(url, tmp_path / "rescuer.json", "rescuer")
+    rescuer = local_node(url, tmp_path / "rescuer.json", "rescuer")
     nodes.append(rescuer)
-    claim_and_announce(
-        db, user_id=owner.id or 0, code=rescuer.wait_for(r"claim code: (\w{3}-\w{3})").group(1)
-    )
+    claim_and_announce(db, user_id=owner.id or 0, code=rescuer.claim_code())
     job = _wait_job(db, job_id)
     assert job.status == JobStatus.COMPLETED.value, job.error
     with read_session(db) as s:
@@ -197,15 +136,13 @@ def test_node_killed_mid_chunk_its_chunk_is_reissued_and_the_report_is_unchanged
 
 
 def test_sigterm_finishes_the_running_chunk_then_exits(
-    shared_db: tuple[Engine, str], nodes: list[NodeProcess], tmp_path: Path, wowlab_hooks: Hooks
+    shared_db: tuple[Engine, str], nodes: list[WowlabProcess], tmp_path: Path, wowlab_hooks: Hooks
 ) -> None:
     db, url = shared_db
     owner = make_user(db, "owner")
-    node = NodeProcess(url, tmp_path / "node.json", "graceful")
+    node = local_node(url, tmp_path / "node.json", "graceful")
     nodes.append(node)
-    claim_and_announce(
-        db, user_id=owner.id or 0, code=node.wait_for(r"claim code: (\w{3}-\w{3})").group(1)
-    )
+    claim_and_announce(db, user_id=owner.id or 0, code=node.claim_code())
     job_id = make_job(db, owner, wowlab_hooks, iterations=300, chunks=3, config=SLOW)
     chunk = _leased_chunk(db, job_id)
     node.proc.send_signal(signal.SIGTERM)
@@ -224,16 +161,14 @@ def test_sigterm_finishes_the_running_chunk_then_exits(
 
 
 def test_second_signal_hands_leases_back(
-    shared_db: tuple[Engine, str], nodes: list[NodeProcess], tmp_path: Path, wowlab_hooks: Hooks
+    shared_db: tuple[Engine, str], nodes: list[WowlabProcess], tmp_path: Path, wowlab_hooks: Hooks
 ) -> None:
     db, url = shared_db
     owner = make_user(db, "owner")
     # Long leases: the chunk can only be pending again because the node handed it back.
-    node = NodeProcess(url, tmp_path / "node.json", "impatient", lease_seconds=120)
+    node = local_node(url, tmp_path / "node.json", "impatient", lease_seconds=120)
     nodes.append(node)
-    claim_and_announce(
-        db, user_id=owner.id or 0, code=node.wait_for(r"claim code: (\w{3}-\w{3})").group(1)
-    )
+    claim_and_announce(db, user_id=owner.id or 0, code=node.claim_code())
     job_id = make_job(
         db, owner, wowlab_hooks, iterations=100, chunks=1, config=SLOW | {"sleep_ms": 20_000}
     )
@@ -248,16 +183,14 @@ def test_second_signal_hands_leases_back(
 
 
 def test_restarted_node_keeps_its_identity_and_secret_file_is_private(
-    shared_db: tuple[Engine, str], nodes: list[NodeProcess], tmp_path: Path
+    shared_db: tuple[Engine, str], nodes: list[WowlabProcess], tmp_path: Path
 ) -> None:
     db, url = shared_db
     owner = make_user(db, "owner")
     settings = tmp_path / "node.json"
-    first = NodeProcess(url, settings, "keeper")
+    first = local_node(url, settings, "keeper")
     nodes.append(first)
-    claim_and_announce(
-        db, user_id=owner.id or 0, code=first.wait_for(r"claim code: (\w{3}-\w{3})").group(1)
-    )
+    claim_and_announce(db, user_id=owner.id or 0, code=first.claim_code())
     first.wait_for("claimed by owner")
     first.proc.send_signal(signal.SIGTERM)
     assert first.proc.wait(30) == 0
@@ -269,7 +202,7 @@ def test_restarted_node_keeps_its_identity_and_secret_file_is_private(
         assert (
             stored is not None and saved["token"] not in stored.token_hash
         )  # only the hash is stored
-    second = NodeProcess(url, settings, "keeper")
+    second = local_node(url, settings, "keeper")
     nodes.append(second)
     second.wait_for("claimed by owner")  # no new claim code: same node, same owner
     assert not any("claim code" in line for line in second.lines)

@@ -3,11 +3,6 @@ the database, for the MQTT acceptance tests."""
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +17,7 @@ from wowlab_core.localpool import run_local_simulation
 from wowlab_core.models import Node, SimChunk, SimJob
 from wowlab_core.plugins import Hooks
 from wowlab_core.report import dumps_report
+from wowlab_core.testing.processes import WowlabProcess, node_process
 
 #: Leases short enough to watch one run out, heartbeats to keep the others alive, and
 #: silence-based offline far away, so "offline" can only come from the last will.
@@ -30,61 +26,11 @@ SETTINGS = CoordinatorSettings(
 )
 
 
-class NodeProcess:
+def NodeProcess(
+    url: str, settings_file: Path, name: str, *, max_parallel: int = 1
+) -> WowlabProcess:
     """``wowlab node run --transport mqtt`` in a subprocess, its output collected."""
-
-    def __init__(self, url: str, settings_file: Path, name: str, *, max_parallel: int = 1) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "wowlab_core",
-                "-v",
-                "node",
-                "run",
-                "--transport",
-                "mqtt",
-                "--url",
-                url,
-                "--name",
-                name,
-                "--max-parallel",
-                str(max_parallel),
-                "--settings-file",
-                str(settings_file),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if m := re.search(pattern, line):
-                    return m
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"node never printed {pattern!r}; output:\n" + "\n".join(self.lines))
-
-    def claim_code(self) -> str:
-        return self.wait_for(r"claim code: (\w{3}-\w{3})").group(1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+    return node_process("mqtt", url, settings_file, name, max_parallel=max_parallel, verbose=True)
 
 
 def wait_until(

@@ -18,6 +18,7 @@ from wowlab_core.db import read_session
 from wowlab_core.models import JobStatus, NodeStatus, SimChunk
 from wowlab_core.plugins import Hooks
 from wowlab_core.testing.conformance import TransportHarness
+from wowlab_core.testing.processes import WowlabProcess
 
 from .helpers import (
     SETTINGS,
@@ -38,18 +39,18 @@ BROKER_SWEEP = 7.0
 
 
 @pytest.fixture
-def nodes() -> Iterator[list[NodeProcess]]:
-    started: list[NodeProcess] = []
+def nodes() -> Iterator[list[WowlabProcess]]:
+    started: list[WowlabProcess] = []
     yield started
     for node in started:
-        node.stop()
+        node.kill()
 
 
 def test_killed_node_goes_offline_by_its_will_and_its_chunk_is_reissued(
     sqlite_db: Engine,
     wowlab_hooks: Hooks,
     broker: Broker,
-    nodes: list[NodeProcess],
+    nodes: list[WowlabProcess],
     tmp_path: Path,
 ) -> None:
     db = sqlite_db

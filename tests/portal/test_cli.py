@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -31,63 +29,15 @@ from wowlab_core.plugins import Hooks
 from wowlab_core.protocol import NodeInfo, Registration
 from wowlab_core.testing.conformance import TransportHarness
 from wowlab_core.testing.plugin import TEST_SETTINGS
+from wowlab_core.testing.processes import WowlabProcess
 from wowlab_portal.app import create_app
 
 from .server import serve
 
 
-class Process:
-    """A ``wowlab`` subprocess, its output collected line by line."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wowlab_core", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
-        )
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if m := re.search(pattern, line):
-                    return m
-            if self.proc.poll() is not None:
-                time.sleep(0.2)  # the reader thread may still hold the last lines
-                if m := re.search(pattern, self.output):
-                    return m
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"never printed {pattern!r}; output:\n{self.output}")
-
-    def stop(self) -> int:
-        """SIGTERM, then the exit code (killed if it does not stop)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
-
-
 @pytest.fixture
-def processes() -> Iterator[list[Process]]:
-    started: list[Process] = []
+def processes() -> Iterator[list[WowlabProcess]]:
+    started: list[WowlabProcess] = []
     yield started
     for process in started:
         if process.proc.poll() is None:
@@ -96,7 +46,7 @@ def processes() -> Iterator[list[Process]]:
 
 
 def test_node_process_over_http_is_claimed_and_completes_a_job(
-    sqlite_db: Engine, wowlab_hooks: Hooks, tmp_path: Path, processes: list[Process]
+    sqlite_db: Engine, wowlab_hooks: Hooks, tmp_path: Path, processes: list[WowlabProcess]
 ) -> None:
     # Leases long enough for a subprocess on a loaded machine; heartbeats stay quick.
     coordinator = Coordinator(
@@ -104,7 +54,7 @@ def test_node_process_over_http_is_claimed_and_completes_a_job(
     )
     harness = TransportHarness(coordinator, lambda: None)
     with serve(create_app(coordinator=coordinator)) as url:
-        node = Process(
+        node = WowlabProcess(
             "node", "run", "--transport", "http", "--url", url, "--name", "http-node",
             "--max-parallel", "2", "--settings-file", str(tmp_path / "node.json"),
         )  # fmt: skip
@@ -117,7 +67,7 @@ def test_node_process_over_http_is_claimed_and_completes_a_job(
         while harness.job(job_id).status != JobStatus.COMPLETED.value:
             assert time.monotonic() < deadline, f"job not done; node output:\n{node.output}"
             time.sleep(0.1)
-        assert node.stop() == 0, node.output
+        assert node.terminate() == 0, node.output
     node.wait_for("node stopped")
     assert len(re.findall(r"chunk \d+: 1000 iterations .*\(accepted\)", node.output)) == 4
     job = harness.job(job_id)
@@ -135,11 +85,11 @@ def free_port() -> int:
 
 
 def test_portal_serve_migrates_the_database_and_answers(
-    tmp_path: Path, processes: list[Process]
+    tmp_path: Path, processes: list[WowlabProcess]
 ) -> None:
     port = free_port()
     database_url = f"sqlite:///{tmp_path / 'portal.db'}"
-    portal = Process("portal", "serve", "--port", str(port), "--database-url", database_url)
+    portal = WowlabProcess("portal", "serve", "--port", str(port), "--database-url", database_url)
     processes.append(portal)
     portal.wait_for(rf"wowlab portal on http://127\.0\.0\.1:{port}")
     base = f"http://127.0.0.1:{port}"
@@ -164,7 +114,7 @@ def test_portal_serve_migrates_the_database_and_answers(
 
     registration = anyio.run(register)
     assert len(registration.claim_code) == 6
-    assert portal.stop() == 0, portal.output
+    assert portal.terminate() == 0, portal.output
     portal.wait_for("portal stopped")
     engine = create_db_engine(database_url)
     try:
