@@ -17,11 +17,12 @@ from wowlab_core.plugins import Hooks
 from wowlab_core.testing.conformance import TOY_CONFIG
 from wowlab_core.testing.databases import missing_part
 from wowlab_core.testing.plugin import TEST_SETTINGS
+from wowlab_core.testing.processes import WowlabProcess
 from wowlab_portal.app import create_app
 
 from .conftest import api_settings
 from .server import serve
-from .test_cli import Process, processes  # noqa: F401  (processes: a fixture)
+from .test_cli import processes  # noqa: F401  (processes: a fixture)
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -51,13 +52,12 @@ def browser() -> Iterator[object]:
             browser.close()
 
 
-@pytest.mark.xfail(reason="finished job page answers 500 on the toy report", strict=False)
 def test_sign_up_claim_share_submit_and_read_the_report(
     sqlite_db: Engine,
     wowlab_hooks: Hooks,
     tmp_path: Path,
     browser: object,
-    processes: list[Process],  # noqa: F811
+    processes: list[WowlabProcess],  # noqa: F811
 ) -> None:
     from playwright.sync_api import Browser, Page, expect
 
@@ -81,7 +81,7 @@ def test_sign_up_claim_share_submit_and_read_the_report(
         expect(alice.locator("h1")).to_have_text("My nodes")
         shot(alice, "02-my-nodes-empty")
 
-        node = Process(
+        node = WowlabProcess(
             "node", "run", "--transport", "http", "--url", url, "--name", "raid-pc",
             "--max-parallel", "2", "--settings-file", str(tmp_path / "node.json"),
         )  # fmt: skip
@@ -158,4 +158,4 @@ def test_sign_up_claim_share_submit_and_read_the_report(
 
         alice.click("text=Log out")
         expect(alice.locator("h1")).to_have_text("Log in")
-        assert node.stop() == 0, node.output
+        assert node.terminate() == 0, node.output

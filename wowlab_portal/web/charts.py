@@ -38,10 +38,15 @@ def _bars(rows: list[tuple[str, float, str]], label: str, scale_max: float | Non
     return _svg(len(rows) * BAR_HEIGHT + 4, "".join(parts), label)
 
 
+def row_name(row: dict[str, Any], key: str) -> str:
+    """A report row's name: engines name it by what it is (``ability``, ``aura``) or ``name``."""
+    return str(row.get(key) or row.get("name") or "?")
+
+
 def ability_bars(abilities: list[dict[str, Any]]) -> Markup:
     """DPS per ability, largest first."""
     rows = [
-        (str(a["ability"]), float(a.get("dps") or 0), f"{float(a.get('dps') or 0):,.0f}")
+        (row_name(a, "ability"), float(a.get("dps") or 0), f"{float(a.get('dps') or 0):,.0f}")
         for a in abilities
     ]
     return _bars(rows, "DPS by ability", None)
@@ -50,7 +55,7 @@ def ability_bars(abilities: list[dict[str, Any]]) -> Markup:
 def aura_uptimes(auras: list[dict[str, Any]]) -> Markup:
     """Uptime of each aura, in percent of the fight."""
     rows = [
-        (str(a["aura"]), pct, f"{pct:.1f} %")
+        (row_name(a, "aura"), pct, f"{pct:.1f} %")
         for a in auras
         for pct in [float(a.get("uptime_pct") or 0)]
     ]
