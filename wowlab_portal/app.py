@@ -97,6 +97,11 @@ def create_app(
                 app_hooks.pm.register(claims, name=claims_name)
                 try:
                     tg.start_soon(work.run)
+                    if settings.mqtt_url:
+                        # Nodes on the mqtt transport reach this portal through its bridge.
+                        from wowlab_transport_mqtt.bridge import MqttBridge
+
+                        await tg.start(MqttBridge(app_coordinator, settings.mqtt_url).run)
                     yield
                     tg.cancel_scope.cancel()
                 finally:

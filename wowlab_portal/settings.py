@@ -24,6 +24,9 @@ class PortalSettings(BaseSettings):
 
     #: SQLAlchemy URL; None: the default SQLite file in the data directory.
     database_url: str | None = None
+    #: An MQTT broker (``mqtt://host:1883``, ``mqtts://user:pass@host``): when set, the
+    #: portal runs the MQTT bridge, so nodes can use the ``mqtt`` transport.
+    mqtt_url: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     lease_seconds: float = Field(default=_COORDINATOR.lease_seconds, gt=0)
