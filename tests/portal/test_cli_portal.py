@@ -20,10 +20,11 @@ from sqlmodel import select
 
 from wowlab_core.db import create_db_engine, read_session
 from wowlab_core.models import Node
+from wowlab_core.testing.processes import WowlabProcess as Process
 from wowlab_portal.login_store import FILE_NAME, PortalLogin
 
 from .conftest import Portal, make_account
-from .test_cli import Process, free_port, processes  # noqa: F401  (processes: a fixture)
+from .test_cli import free_port, processes  # noqa: F401  (processes: a fixture)
 
 ACCEPTANCE_SECONDS = 60.0
 
