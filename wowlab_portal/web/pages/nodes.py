@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from wowlab_core.errors import WowlabError
+from wowlab_core.errors import NotFound, PermissionDenied, WowlabError
 from wowlab_portal import social
 from wowlab_portal.api.deps import HooksDep, IdPath, LimitersDep, SessionDep
 from wowlab_portal.api.routes import nodes as api
@@ -142,6 +142,8 @@ def update_node(
         api.update_node(user, session, hooks, node_id, body)
     except (WowlabError, ValidationError) as exc:
         session.rollback()
+        if isinstance(exc, (PermissionDenied, NotFound)):
+            raise  # not a form mistake: 403 / 404 like the API
         return _node_page(request, user, session, hooks, node_id, 422, field_errors(exc, "name"))
     flash(request, "Saved.")
     return redirect(f"/nodes/{node_id}")
@@ -177,6 +179,8 @@ def set_access(
         api.set_access(user, session, hooks, node_id, api.AccessUpdate(grants=grants))
     except (WowlabError, ValidationError) as exc:
         session.rollback()
+        if isinstance(exc, (PermissionDenied, NotFound)):
+            raise  # not a form mistake: 403 / 404 like the API
         errors = field_errors(exc, "mode")
         if "grants" in errors:
             errors["usernames" if mode == "users" else "guild_id"] = errors.pop("grants")
