@@ -1,13 +1,27 @@
-"""Portal settings: pydantic-settings, read from ``WOWLAB_*`` environment variables."""
+"""Portal settings: pydantic-settings, read from ``WOWLAB_*`` environment variables and,
+optionally, a TOML file named by ``WOWLAB_CONFIG_FILE`` (environment variables win)::
+
+    # /etc/wowlab/portal.toml
+    database_url = "postgresql://wowlab@db/wowlab"
+    mqtt_url = "mqtt://broker:1883"
+    lease_seconds = 90
+"""
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from wowlab_core.coordinator import CoordinatorSettings
+from wowlab_core.errors import InvalidRequest
 
 _COORDINATOR = CoordinatorSettings()
 
@@ -54,6 +68,26 @@ class PortalSettings(BaseSettings):
     #: Argon2 cost of password hashes (lower only in tests).
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_kib: int = Field(default=65536, ge=8)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then the file of ``WOWLAB_CONFIG_FILE``."""
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        path = os.environ.get("WOWLAB_CONFIG_FILE")
+        if path:
+            if not os.path.isfile(path):
+                raise InvalidRequest(
+                    f"WOWLAB_CONFIG_FILE={path!r} is not a file", field="config_file"
+                )
+            sources += (TomlConfigSettingsSource(settings_cls, toml_file=path),)
+        return sources
 
     def coordinator_settings(self) -> CoordinatorSettings:
         """The coordinator's share of these settings."""

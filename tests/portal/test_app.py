@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from wowlab_core.coordinator import Coordinator
 from wowlab_core.db import create_all, create_db_engine
+from wowlab_core.errors import InvalidRequest
 from wowlab_core.hookspecs import hookimpl
 from wowlab_core.plugins import Hooks
 from wowlab_portal.app import create_app
@@ -103,4 +104,27 @@ def test_settings_come_from_the_wowlab_environment(monkeypatch: pytest.MonkeyPat
     assert coordinator.heartbeat_seconds == 15  # the coordinator's default
     monkeypatch.setenv("WOWLAB_LEASE_SECONDS", "-5")
     with pytest.raises(pydantic.ValidationError, match="lease_seconds"):
+        PortalSettings()
+
+
+def test_settings_from_a_config_file_under_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "portal.toml"
+    config.write_text(
+        'database_url = "postgresql://file@db/wowlab"\nmqtt_url = "mqtt://broker:1883"\n'
+        "lease_seconds = 90\nport = 9200\n"
+    )
+    monkeypatch.setenv("WOWLAB_CONFIG_FILE", str(config))
+    monkeypatch.delenv("WOWLAB_DATABASE_URL", raising=False)
+    monkeypatch.setenv("WOWLAB_PORT", "9300")  # the environment wins over the file
+    settings = PortalSettings()
+    assert settings.database_url == "postgresql://file@db/wowlab"
+    assert settings.mqtt_url == "mqtt://broker:1883" and settings.port == 9300
+    assert settings.coordinator_settings().lease_seconds == 90
+    config.write_text("lease_seconds = -1\n")
+    with pytest.raises(pydantic.ValidationError, match="lease_seconds"):
+        PortalSettings()
+    monkeypatch.setenv("WOWLAB_CONFIG_FILE", str(tmp_path / "missing.toml"))
+    with pytest.raises(InvalidRequest, match="is not a file"):
         PortalSettings()
