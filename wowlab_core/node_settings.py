@@ -6,12 +6,12 @@ import json
 import os
 import platform
 import socket
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from wowlab_core.db import data_dir
+from wowlab_core.private_files import write_private_text
 from wowlab_core.protocol import NodeCredentials
 
 
@@ -51,17 +51,7 @@ class NodeSettings:
 
     def save(self, path: Path) -> None:
         """Write atomically, readable and writable by the owner only."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(asdict(self), f, indent=2)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        os.chmod(path, 0o600)
+        write_private_text(path, json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, path: Path) -> NodeSettings | None:

@@ -4,14 +4,13 @@ can read (mode 0600) in the data directory."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from wowlab_core.db import data_dir
 from wowlab_core.errors import AuthenticationFailed
+from wowlab_core.private_files import write_private_text
 
 FILE_NAME = "portal_login.json"
 
@@ -32,17 +31,7 @@ class PortalLogin:
     def save(self, path: Path | None = None) -> Path:
         """Write atomically, readable and writable by the owner only; returns the path."""
         path = path or default_login_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            # The mode is set before the token is written: it is never readable by others.
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(asdict(self), f, indent=2)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_private_text(path, json.dumps(asdict(self), indent=2))
         return path
 
     @classmethod

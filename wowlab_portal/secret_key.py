@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from pathlib import Path
 
 from wowlab_core.db import data_dir
+from wowlab_core.private_files import write_private_text
 
 log = logging.getLogger(__name__)
 FILE_NAME = "portal_secret_key"
@@ -28,9 +28,7 @@ def resolve_secret_key(configured: str | None, directory: Path | None = None) ->
     if len(existing) >= 32:
         return existing
     key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
+    write_private_text(path, key + "\n")
     log.info("made a new session secret key in %s", path)
     return key
 

@@ -111,10 +111,12 @@ def test_failed_save_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Monk
     registered().save(path)
     before = path.read_bytes()
 
-    def broken_dump(*args: object, **kwargs: object) -> None:
+    def broken_replace(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(node_settings_module.json, "dump", broken_dump)
+    import wowlab_core.private_files as private_files
+
+    monkeypatch.setattr(private_files.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         NodeSettings(name="new").save(path)
     assert path.read_bytes() == before
