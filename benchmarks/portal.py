@@ -49,7 +49,7 @@ from transport import (
 from wowlab_core.db import read_session
 from wowlab_core.http_client import HttpOptions, HttpTransport
 from wowlab_core.models import JobStatus, SimJob
-from wowlab_core.protocol import Completion, NodeCredentials
+from wowlab_core.protocol import Completion, Heartbeat, NodeCredentials
 from wowlab_core.testing.toy_engine import ToyEngine
 
 
@@ -102,7 +102,7 @@ async def drive(url: str, creds: list[NodeCredentials]) -> tuple[float, list, li
     try:
         async with anyio.create_task_group() as tg:  # connect everyone first
             for t, c in zip(transports, creds, strict=True):
-                tg.start_soon(t.heartbeat, c)
+                tg.start_soon(t.heartbeat, c, Heartbeat())
         started = time.perf_counter()
         async with anyio.create_task_group() as tg:
             for t, c in zip(transports, creds, strict=True):

@@ -50,11 +50,20 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
-from wowlab_core.coordinator import Coordinator
+from wowlab_core.access import set_access
+from wowlab_core.coordinator import Coordinator, CoordinatorSettings
 from wowlab_core.db import create_db_engine, is_postgres, write_session
 from wowlab_core.hookspecs import hookimpl
 from wowlab_core.jobs import submit_job
-from wowlab_core.models import ChunkLease, ChunkStatus, JobStatus, SimChunk, SimJob, User
+from wowlab_core.models import (
+    AccessType,
+    ChunkLease,
+    ChunkStatus,
+    JobStatus,
+    SimChunk,
+    SimJob,
+    User,
+)
 from wowlab_core.nodes import claim_node
 from wowlab_core.plugins import Hooks, build_registry
 from wowlab_core.protocol import Completion, NodeCredentials, NodeInfo, Outcome
@@ -72,13 +81,15 @@ VALUE = 1_000_000  # 1,000.000 dps in the fixed-point scale of ChunkResult
 
 
 class _FinishProbe:
-    """Tells the node thread whose ``complete`` call finished the job (hooks run in it)."""
+    """Tells the nodes when a job ended (the coordinator's finisher merged it)."""
 
-    local = threading.local()
+    #: Set when a job ends: with verification, nodes keep asking until then (a check may
+    #: still be due after the last pending chunk was leased).
+    ended = threading.Event()
 
     @hookimpl
     def wowlab_job_finished(self, job: SimJob) -> None:
-        self.local.finished = True
+        self.ended.set()
 
 
 def make_hooks() -> Hooks:
@@ -126,21 +137,33 @@ class Fixture:
     total_iterations: int
 
 
-def set_up(engine: Engine, hooks: Hooks, *, nodes: int, chunks: int) -> Fixture:
-    """A user, ``nodes`` claimed nodes and one toy job of ``chunks`` chunks."""
+def set_up(
+    engine: Engine, hooks: Hooks, *, nodes: int, chunks: int, batch: int, shared: bool = False
+) -> Fixture:
+    """A user, ``nodes`` claimed nodes and one toy job of ``chunks`` chunks.
+
+    Each node has ``batch`` workers (a node never holds more leases than that). With
+    ``shared``, every other node belongs to a friend of the submitter who shares it with
+    them by name: their results are subject to verification.
+    """
     coordinator = Coordinator(engine, hooks=hooks)
     with write_session(engine) as session:
         user = User(username="bench")
+        helper = User(username="helper")
         session.add(user)
+        session.add(helper)
         session.commit()
-        user_id = user.id
+        user_id, helper_id = user.id, helper.id
     creds = []
     for i in range(nodes):
-        reg = coordinator.register(NodeInfo(name=f"bench-{i}", max_parallel=1))
+        reg = coordinator.register(NodeInfo(name=f"bench-{i}", max_parallel=max(batch, 1)))
+        foreign = shared and i % 2 == 1
         with write_session(engine) as session:
-            owner = session.get(User, user_id)
+            owner = session.get(User, helper_id if foreign else user_id)
             assert owner is not None
-            claim_node(session, user=owner, code=reg.claim_code)
+            node = claim_node(session, user=owner, code=reg.claim_code)
+            if foreign:
+                set_access(session, node=node, grants=[(AccessType.USER, user_id)])
             session.commit()
         creds.append(NodeCredentials(node_id=reg.node_id, token=reg.token))
     with write_session(engine) as session:
@@ -183,7 +206,6 @@ class NodeStats:
     lease_s: float = 0.0
     complete_calls: int = 0
     complete_s: float = 0.0
-    finalize_s: float = 0.0
     done_at: list[tuple[float, int]] = field(default_factory=list)  # (time, chunks accepted)
     end: float = 0.0
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -199,12 +221,12 @@ def node_loop(
     results: dict[int, dict[str, Any]],
     barrier: Any,
     profile: bool,
+    until_ended: bool = False,
 ) -> NodeStats:
-    """lease(batch) -> complete(batch) until the coordinator has nothing left to lease."""
+    """lease(batch) -> complete(batch) until the coordinator has nothing left to lease
+    (``until_ended``: until the job has ended)."""
     stats = NodeStats()
-    probe = _FinishProbe.local
-    probe.finished = False
-    profiler = cProfile.Profile() if profile else None
+    profiler = cProfile.Profile(time.process_time) if profile else None
     barrier.wait()
     if profiler:
         profiler.enable()
@@ -216,6 +238,9 @@ def node_loop(
             stats.lease_calls += 1
             stats.lease_s += t1 - t0
             if not leases:
+                if until_ended and not _FinishProbe.ended.is_set():
+                    time.sleep(0.002)  # a verification may still be due
+                    continue
                 break
             completions = [
                 Completion(
@@ -231,9 +256,6 @@ def node_loop(
             t3 = time.perf_counter()
             stats.complete_calls += 1
             stats.complete_s += t3 - t2
-            if probe.finished:  # this call merged the job and wrote its report
-                stats.finalize_s = t3 - t2
-                probe.finished = False
             accepted = 0
             for outcome in outcomes:
                 stats.outcomes[outcome.outcome] += 1
@@ -252,6 +274,14 @@ def node_loop(
     return stats
 
 
+def settle(coordinator: Coordinator) -> None:
+    """Wait for the coordinator's finisher (a wowlab_core from before the finisher, run
+    with PYTHONPATH as a baseline, merged inside the last call: nothing to wait for)."""
+    wait = getattr(coordinator, "settle", None)
+    if wait is not None:
+        wait()
+
+
 def _dump_profile(profiler: cProfile.Profile) -> bytes:
     with tempfile.NamedTemporaryFile(suffix=".prof", delete=False) as f:
         path = f.name
@@ -268,12 +298,13 @@ def run_threads(
     results: dict[int, dict[str, Any]],
     barrier: Any,
     profile: bool,
+    until_ended: bool = False,
 ) -> list[NodeStats]:
     """One thread per node; ``barrier`` also holds the caller (the clock starts there)."""
     out: list[NodeStats | None] = [None] * len(creds)
 
     def target(i: int) -> None:
-        out[i] = node_loop(coordinator, creds[i], batch, results, barrier, profile)
+        out[i] = node_loop(coordinator, creds[i], batch, results, barrier, profile, until_ended)
 
     threads = [threading.Thread(target=target, args=(i,), daemon=True) for i in range(len(creds))]
     for t in threads:
@@ -299,8 +330,137 @@ def _process_main(
     barrier = threading.Barrier(len(creds), action=shared_barrier.wait)
     cpu0 = time.process_time()
     stats = run_threads(coordinator, creds, batch, results, barrier, profile)
+    settle(coordinator)  # the merge, if this process counted the last result
     queue.put((stats, time.process_time() - cpu0))
     engine.dispose()
+
+
+# --- PostgreSQL's own floor ------------------------------------------------------------------
+
+#: What a lease call does, as one plain SQL statement: pick ``batch`` pending chunks of the
+#: job in seed order (skipping locked rows), lease them, and write their lease history.
+FLOOR_LEASE_SQL = """
+WITH picked AS MATERIALIZED (
+    SELECT id FROM sim_chunks
+    WHERE job_id = %(job)s AND status = 'pending'
+    ORDER BY job_id, seed_offset LIMIT %(n)s FOR UPDATE SKIP LOCKED
+), leased AS (
+    UPDATE sim_chunks c
+    SET status = 'leased', node_id = %(node)s, attempts = c.attempts + 1,
+        lease_token_hash = %(hash)s, leased_at = now(),
+        lease_expires_at = now() + interval '60 seconds',
+        lease_deadline_at = now() + interval '600 seconds', progress = 0
+    FROM picked WHERE c.id = picked.id
+    RETURNING c.id
+)
+INSERT INTO chunk_leases (chunk_id, node_id, token_hash, leased_at)
+SELECT id, %(node)s, %(hash)s, now() FROM leased
+RETURNING chunk_id
+"""
+#: What a complete call does: store the results of chunks this node holds under this
+#: token, in one statement; then the job's count, in a transaction of its own.
+FLOOR_COMPLETE_SQL = """
+UPDATE sim_chunks c
+SET status = 'completed', result = v.result, computed_by = %(node)s, completed_at = now(),
+    lease_token_hash = NULL, lease_expires_at = NULL, lease_deadline_at = NULL
+FROM unnest(%(ids)s::int[], %(results)s::jsonb[]) AS v(id, result)
+WHERE c.id = v.id AND c.status = 'leased' AND c.node_id = %(node)s
+  AND c.lease_token_hash = %(hash)s
+RETURNING c.iterations
+"""
+FLOOR_COUNT_SQL = (
+    "UPDATE sim_jobs SET completed_iterations = completed_iterations + %(n)s WHERE id = %(job)s"
+)
+#: The node's credentials, checked once per call.
+FLOOR_AUTH_SQL = "SELECT token_hash, user_id, status FROM nodes WHERE id = %(node)s"
+
+
+def run_floor(url: str, fx: Fixture, *, batch: int, processes: int) -> tuple[float, str]:
+    """PostgreSQL's own floor for this case: the scheduler's essential statements as
+    plain SQL (psycopg, no ORM, no scheduler logic), the same nodes, batch and chunks, on
+    a copy of the case's freshly submitted job. Returns ops/s and a check."""
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+
+    def node_main(node_id: int, barrier: Any, out: list[Any]) -> None:
+        done = 0
+        token_hash = f"{node_id:064x}"
+        with psycopg.connect(dsn, autocommit=False) as conn:
+            barrier.wait()
+            while True:
+                with conn.cursor() as cur:
+                    cur.execute(FLOOR_AUTH_SQL, {"node": node_id})
+                    cur.fetchone()
+                    cur.execute(
+                        FLOOR_LEASE_SQL,
+                        {"job": fx.job_id, "n": batch, "node": node_id, "hash": token_hash},
+                    )
+                    ids = [r[0] for r in cur.fetchall()]
+                conn.commit()
+                if not ids:
+                    break
+                with conn.cursor() as cur:
+                    cur.execute(FLOOR_AUTH_SQL, {"node": node_id})
+                    cur.fetchone()
+                    cur.execute(
+                        FLOOR_COMPLETE_SQL,
+                        {
+                            "ids": ids,
+                            "results": [Jsonb(fx.results[i]) for i in ids],
+                            "node": node_id,
+                            "hash": token_hash,
+                        },
+                    )
+                    n = sum(r[0] for r in cur.fetchall())
+                    conn.commit()
+                    cur.execute(FLOOR_COUNT_SQL, {"n": n, "job": fx.job_id})
+                conn.commit()
+                done += len(ids)
+        out.append((time.perf_counter(), done))
+
+    def threads_main(node_ids: list[int], shared: Any, queue: Any | None) -> list[Any]:
+        out: list[Any] = []
+        local = threading.Barrier(len(node_ids), action=shared.wait)
+        threads = [
+            threading.Thread(target=node_main, args=(n, local, out), daemon=True) for n in node_ids
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if queue is not None:
+            queue.put(out)
+        return out
+
+    node_ids = [c.node_id for c in fx.creds]
+    if processes == 1:
+        shared = threading.Barrier(2)
+        box: list[list[Any]] = []
+        runner = threading.Thread(target=lambda: box.append(threads_main(node_ids, shared, None)))
+        runner.start()
+        shared.wait()
+        start = time.perf_counter()
+        runner.join()
+        ends = box[0]
+    else:
+        ctx = multiprocessing.get_context("fork")
+        groups = [g for g in (node_ids[i::processes] for i in range(processes)) if g]
+        shared = ctx.Barrier(len(groups) + 1)
+        queue = ctx.Queue()
+        procs = [ctx.Process(target=threads_main, args=(g, shared, queue)) for g in groups]
+        for p in procs:
+            p.start()
+        shared.wait()
+        start = time.perf_counter()
+        ends = [e for _ in procs for e in queue.get()]
+        for p in procs:
+            p.join()
+    wall = max(t for t, _ in ends) - start
+    done = sum(n for _, n in ends)
+    check = "ok" if done == fx.chunks else f"FAIL: {done} of {fx.chunks} chunks"
+    return (fx.chunks / wall if wall > 0 else 0.0), check
 
 
 # --- CPU accounting -----------------------------------------------------------------------
@@ -469,11 +629,18 @@ class CaseResult:
     lease_ms: float = 0.0
     complete_ms: float = 0.0
     finalize_ms: float = 0.0
+    #: PostgreSQL's own floor for the same case (plain SQL), ops/s.
+    floor_ops: float = 0.0
+    floor_check: str = ""
     client_cpu: float = 0.0
     server_cpu: float = 0.0
     backends: int = 0
     machine_cpu: float = 0.0
     check: str = ""
+    #: Sample rate of verification (None: the submitter's own nodes only, no checks).
+    verify_rate: float | None = None
+    #: Chunks that were run a second time to check them.
+    verified: int = 0
     statements: list[tuple[str, int, float]] = field(default_factory=list)
     profile: pstats.Stats | None = None
 
@@ -490,14 +657,23 @@ def rate_to(fraction: float, chunks: int, start: float, stats: list[NodeStats]) 
 
 
 def verify(engine: Engine, fx: Fixture, stats: list[NodeStats]) -> str:
-    """Every chunk completed exactly once, leased once, and the job's counter is exact."""
+    """Every chunk completed exactly once, leased once (twice when it was verified), and
+    the job's counter is exact."""
     errors = Counter(s.error for s in stats if s.error)
     problems = [f"{n} nodes died: {e}" if n > 1 else e for e, n in errors.items()]
     accepted = Counter(cid for s in stats for cid in s.accepted)
     outcomes = sum((s.outcomes for s in stats), Counter())
+    with Session(engine) as session:
+        verified = set(
+            session.exec(
+                select(SimChunk.id).where(
+                    SimChunk.job_id == fx.job_id, col(SimChunk.verified_by).isnot(None)
+                )
+            ).all()
+        )
     if set(accepted) != set(fx.results):
         problems.append(f"{len(fx.results) - len(accepted)} chunks never accepted")
-    if any(n != 1 for n in accepted.values()):
+    if any(n != (2 if cid in verified else 1) for cid, n in accepted.items()):
         problems.append("a chunk was accepted twice")
     if set(outcomes) - {Outcome.ACCEPTED.value}:
         problems.append(f"outcomes {dict(outcomes)}")
@@ -512,6 +688,7 @@ def verify(engine: Engine, fx: Fixture, stats: list[NodeStats]) -> str:
         leased_twice = session.exec(
             select(func.count()).select_from(
                 select(ChunkLease.chunk_id)
+                .where(col(ChunkLease.chunk_id).not_in(verified or {0}))
                 .group_by(col(ChunkLease.chunk_id))
                 .having(func.count() > 1)
                 .subquery()
@@ -543,12 +720,21 @@ def run_case(
     profile: bool,
     directory: str,
     analyze: bool = False,
+    verify_rate: float | None = None,
+    floor: bool = False,
 ) -> CaseResult:
-    """Set up a fresh database, run the nodes, check the outcome."""
-    res = CaseResult(kind, nodes, batch, processes)
+    """Set up a fresh database, run the nodes, check the outcome.
+
+    ``verify_rate``: half the nodes are a friend's, whose results are sampled at this rate
+    (besides each node's first); None: every node is the submitter's (nothing checked).
+    """
+    res = CaseResult(kind, nodes, batch, processes, verify_rate=verify_rate)
+    _FinishProbe.ended.clear()
     with open_database(kind, directory) as engine:
         hooks = make_hooks()
-        fx = set_up(engine, hooks, nodes=nodes, chunks=chunks)
+        fx = set_up(
+            engine, hooks, nodes=nodes, chunks=chunks, batch=batch, shared=verify_rate is not None
+        )
         if analyze:  # fresh planner statistics, as autovacuum would eventually gather
             with engine.connect() as conn:
                 conn.exec_driver_sql("ANALYZE")
@@ -560,13 +746,20 @@ def run_case(
         server.start()
         machine0 = machine_cpu_seconds()
         if processes == 1:
-            coordinator = Coordinator(engine, hooks=hooks)
+            coordinator = Coordinator(
+                engine,
+                hooks=hooks,
+                settings=CoordinatorSettings(verify_rate=verify_rate or 0.0),
+            )
             barrier = threading.Barrier(nodes + 1)
             cpu0 = time.process_time()
             box: list[list[NodeStats]] = []
+            until_ended = verify_rate is not None
             runner = threading.Thread(
                 target=lambda: box.append(
-                    run_threads(coordinator, fx.creds, batch, fx.results, barrier, profile)
+                    run_threads(
+                        coordinator, fx.creds, batch, fx.results, barrier, profile, until_ended
+                    )
                 )
             )
             runner.start()
@@ -574,6 +767,7 @@ def run_case(
             start = time.perf_counter()
             runner.join()
             stats = box[0]
+            settle(coordinator)
             res.client_cpu = time.process_time() - cpu0
         else:
             ctx = multiprocessing.get_context("fork")
@@ -600,7 +794,9 @@ def run_case(
             stats = [s for group_stats, _ in gathered for s in group_stats]
             res.client_cpu = sum(cpu for _, cpu in gathered)
             # perf_counter is CLOCK_MONOTONIC on Linux: comparable across processes.
-        end = max(s.end for s in stats)
+        last_result = max(s.end for s in stats)
+        end = wait_until_merged(engine, fx.job_id)
+        res.finalize_ms = 1000 * max(end - last_result, 0.0)
         res.wall = end - start
         res.server_cpu, res.backends = server.stop()
         res.machine_cpu = machine_cpu_seconds() - machine0
@@ -609,9 +805,14 @@ def run_case(
         complete_calls = sum(s.complete_calls for s in stats)
         res.lease_ms = 1000 * sum(s.lease_s for s in stats) / max(lease_calls, 1)
         res.complete_ms = 1000 * sum(s.complete_s for s in stats) / max(complete_calls, 1)
-        res.finalize_ms = 1000 * max(s.finalize_s for s in stats)
         res.steady_ops = rate_to(0.9, fx.chunks, start, stats)
         res.check = verify(engine, fx, stats)
+        with Session(engine) as session:
+            res.verified = session.exec(
+                select(func.count()).where(
+                    SimChunk.job_id == fx.job_id, col(SimChunk.verified_by).isnot(None)
+                )
+            ).one()
         if timer is not None:
             timer.close()
             res.statements = sorted(
@@ -630,17 +831,34 @@ def run_case(
                         merged.add(f.name)
                     os.unlink(f.name)
             res.profile = merged
+    if floor and kind == "postgres":
+        with open_database(kind, directory) as engine:
+            fx = set_up(engine, make_hooks(), nodes=nodes, chunks=chunks, batch=batch)
+            url = engine.url.render_as_string(hide_password=False)
+            res.floor_ops, res.floor_check = run_floor(url, fx, batch=batch, processes=processes)
     return res
+
+
+def wait_until_merged(engine: Engine, job_id: int, timeout: float = 120.0) -> float:
+    """When the job's report was written (the finisher merges after the last result)."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        with Session(engine) as session:
+            job = session.get(SimJob, job_id)
+            if job is not None and job.status != JobStatus.RUNNING.value:
+                return time.perf_counter()
+        time.sleep(0.002)
+    return time.perf_counter()
 
 
 # --- output -------------------------------------------------------------------------------
 
 #: Table columns: title and width (the first is left-aligned).
 COLUMNS = [
-    ("database", 9), ("nodes", 6), ("batch", 6), ("procs", 6), ("chunks", 7),
+    ("database", 9), ("nodes", 6), ("batch", 6), ("procs", 6), ("chunks", 7), ("verify", 12),
     ("wall s", 8), ("ops/s", 8), ("90% ops/s", 10), ("x base", 7), ("x b1", 6),
     ("lease ms", 9), ("compl ms", 9), ("final ms", 9), ("py ms/op", 9), ("pg ms/op", 9),
-    ("pg conns", 9), ("box cpu", 8), ("  check", 0),
+    ("pg conns", 9), ("box cpu", 8), ("floor/s", 8), ("% floor", 8), ("  check", 0),
 ]  # fmt: skip
 
 
@@ -665,6 +883,7 @@ def format_row(r: CaseResult, base: float | None, batch1: float | None) -> str:
             str(r.batch),
             str(r.processes),
             str(r.chunks),
+            f"{r.verify_rate:.0%} ({r.verified})" if r.verify_rate is not None else "-",
             f"{r.wall:.2f}",
             f"{r.ops:,.0f}",
             f"{r.steady_ops:,.0f}" if r.steady_ops else "-",
@@ -677,7 +896,10 @@ def format_row(r: CaseResult, base: float | None, batch1: float | None) -> str:
             f"{r.server_cpu * per_op:.3f}" if pg else "-",
             str(r.backends) if pg else "-",
             f"{r.machine_cpu / r.wall:.2f}" if r.wall else "-",
-            f"  {r.check}",
+            f"{r.floor_ops:,.0f}" if r.floor_ops else "-",
+            f"{r.ops / r.floor_ops:.0%}" if r.floor_ops else "-",
+            f"  {r.check}"
+            + (f"; floor {r.floor_check}" if r.floor_check not in ("", "ok") else ""),
         ]
     )
 
@@ -730,14 +952,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--profile", action="store_true", help="print a cProfile of the node calls")
     p.add_argument(
+        "--verify-rate",
+        default="",
+        help="e.g. 0,0.05: also run each case with half the nodes a friend's, whose results "
+        "are checked on another node (each node's first, then this share); the column verify "
+        "shows the rate and the chunks run twice. Threads only.",
+    )
+    p.add_argument(
         "--analyze",
         action="store_true",
         help="run ANALYZE after submitting the job (by default the planner has no statistics "
         "for the new chunks, as right after a submit)",
     )
+    p.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip PostgreSQL's own floor (the same statements as plain SQL, same nodes, "
+        "batch and chunks, on a fresh copy of the job) measured after each PostgreSQL row",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.chunks, args.baseline_chunks, args.nodes = 500, 200, "1,8"
+    rates: list[float | None] = [float(x) for x in args.verify_rate.split(",") if x.strip()]
+    if rates and args.processes != 1:
+        p.error("--verify-rate runs with threads only (--processes 1)")
+    if not rates:
+        rates = [None]
     nodes_list, batches = parse_list(args.nodes), parse_list(args.batch)
     kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
     if unknown := set(kinds) - {"sqlite", "postgres"}:
@@ -765,7 +1005,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind in kinds:
             try:
                 for batch in batches:
-                    for nodes in nodes_list:
+                    for nodes, rate in ((n, r) for n in nodes_list for r in rates):
                         r = run_case(
                             kind,
                             nodes=nodes,
@@ -776,6 +1016,8 @@ def main(argv: list[str] | None = None) -> int:
                             profile=args.profile,
                             directory=directory,
                             analyze=args.analyze,
+                            verify_rate=rate,
+                            floor=not args.no_floor,
                         )
                         results.append(r)
                         print(format_row(r, results[0].ops, batch1_ops(results, r)), flush=True)
@@ -793,7 +1035,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def batch1_ops(results: list[CaseResult], r: CaseResult) -> float | None:
     """ops/s of the batch-1 row with the same database and node count, if any."""
-    same = [x for x in results if (x.database, x.nodes, x.batch) == (r.database, r.nodes, 1)]
+    same = [
+        x
+        for x in results
+        if (x.database, x.nodes, x.batch, x.verify_rate) == (r.database, r.nodes, 1, r.verify_rate)
+    ]
     return same[0].ops if same else None
 
 
@@ -814,7 +1060,9 @@ def print_profile(r: CaseResult) -> None:
     assert r.profile is not None
     out = io.StringIO()
     r.profile.stream = out  # type: ignore[attr-defined]
-    r.profile.sort_stats("tottime").print_stats(25)
+    r.profile.sort_stats(os.environ.get("WOWLAB_BENCH_SORT", "tottime")).print_stats(
+        int(os.environ.get("WOWLAB_BENCH_LINES", "25"))
+    )
     print("\n".join("    " + line for line in out.getvalue().splitlines() if line.strip()))
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from wowlab_core.db import rowcount
 from wowlab_core.errors import InvalidRequest, NotFound, PermissionDenied
 from wowlab_core.models import (
     AccessType,
@@ -51,12 +52,19 @@ def friends_clause(a: Any, b: Any) -> sa.ColumnElement[bool]:
 
 
 def allowed_clause(
-    *, node_id: Any, owner_id: Any, user_id: Any, extra_guild_ids: Iterable[int] = ()
+    *,
+    node_id: Any,
+    owner_id: Any,
+    user_id: Any,
+    extra_guild_ids: Iterable[int] = (),
+    include_public: Any = True,
 ) -> sa.ColumnElement[bool]:
     """SQL condition: the user ``user_id`` may use the node ``node_id`` owned by ``owner_id``.
 
     Each argument is a column or a value, so the same condition filters nodes for a user
     and jobs for a node. ``extra_guild_ids`` are the user's guilds known from plugins.
+    ``include_public`` (a value or a column such as ``SimJob.allow_public``) says whether
+    a ``public`` grant counts: jobs run on public nodes only when their owner opted in.
     """
     g = _GRANT
     gm = _MEMBER
@@ -75,7 +83,13 @@ def allowed_clause(
         .where(
             col(g.node_id) == node_id,
             sa.or_(
-                col(g.access_type) == AccessType.PUBLIC.value,
+                sa.and_(
+                    col(g.access_type) == AccessType.PUBLIC.value,
+                    include_public
+                    if hasattr(include_public, "__clause_element__")
+                    or isinstance(include_public, sa.ColumnElement)
+                    else sa.literal(bool(include_public)),
+                ),
                 sa.and_(col(g.access_type) == AccessType.USER.value, col(g.target_id) == user_id),
                 sa.and_(col(g.access_type) == AccessType.GUILD.value, guild_member),
                 sa.and_(
@@ -98,10 +112,46 @@ def grants_of(session: Session, node_id: int) -> list[NodeAccess]:
     return list(session.exec(select(NodeAccess).where(col(NodeAccess.node_id) == node_id)).all())
 
 
+def grants_by_node(session: Session, node_ids: Iterable[int]) -> dict[int, list[NodeAccess]]:
+    """The access rows of several nodes in one query, by node (a node without any: absent)."""
+    ids = sorted(set(node_ids))
+    found: dict[int, list[NodeAccess]] = {}
+    if ids:
+        for grant in session.exec(select(NodeAccess).where(col(NodeAccess.node_id).in_(ids))):
+            found.setdefault(grant.node_id, []).append(grant)
+    return found
+
+
+def sharing_summary(grants: Sequence[NodeAccess]) -> str:
+    """Who may use a node besides its owner, in words: ``owner only``, ``everyone``, or
+    the grants joined (``friends, 1 guild, 2 chosen users``)."""
+    types = [g.access_type for g in grants]
+    if AccessType.PUBLIC.value in types:
+        return "everyone"
+    parts: list[str] = []
+    if AccessType.FRIENDS.value in types:
+        parts.append("friends")
+    guilds = types.count(AccessType.GUILD.value)
+    if guilds:
+        parts.append(f"{guilds} guild" + ("s" if guilds > 1 else ""))
+    users = types.count(AccessType.USER.value)
+    if users:
+        parts.append(f"{users} chosen user" + ("s" if users > 1 else ""))
+    return ", ".join(parts) or "owner only"
+
+
 def usable_nodes(
-    session: Session, user: User, *, hooks: Hooks | None = None, online_only: bool = False
+    session: Session,
+    user: User,
+    *,
+    hooks: Hooks | None = None,
+    online_only: bool = False,
+    include_public: bool = True,
 ) -> list[Node]:
-    """Every claimed node ``user`` may use (their own and those shared with them)."""
+    """Every claimed node ``user`` may use (their own and those shared with them).
+
+    A node flagged for a wrong result is usable only by its owner.
+    """
     assert user.id is not None
     stmt = select(Node).where(
         col(Node.user_id).isnot(None),
@@ -110,7 +160,9 @@ def usable_nodes(
             owner_id=Node.user_id,
             user_id=user.id,
             extra_guild_ids=_extra_groups(hooks, user),
+            include_public=include_public,
         ),
+        sa.or_(col(Node.flagged_at).is_(None), col(Node.user_id) == user.id),
     )
     if online_only:
         stmt = stmt.where(col(Node.status) == "online")
@@ -125,8 +177,10 @@ def usable_nodes(
 
 
 def may_use_node(session: Session, user: User, node: Node, *, hooks: Hooks | None = None) -> bool:
-    """Whether ``user`` may run work on ``node``."""
+    """Whether ``user`` may run work on ``node`` (public grants included)."""
     if node.user_id is None or node.id is None or user.id is None:
+        return False
+    if node.flagged_at is not None and node.user_id != user.id:
         return False
     allowed = session.exec(
         select(sa.literal(True)).where(
@@ -190,7 +244,7 @@ def revoke_access(
     if target_id is not None:
         stmt = stmt.where(col(NodeAccess.target_id) == target_id)
     result = session.execute(stmt)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 def set_access(
@@ -224,10 +278,12 @@ __all__ = [
     "allowed_clause",
     "friends_clause",
     "grant_access",
+    "grants_by_node",
     "grants_of",
     "may_use_node",
     "require_owner",
     "revoke_access",
     "set_access",
+    "sharing_summary",
     "usable_nodes",
 ]

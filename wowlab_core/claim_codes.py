@@ -64,8 +64,9 @@ def claim_code_expiry(
 class RateLimiter:
     """Sliding-window limit of attempts per key (an account, a client address).
 
-    In-process and thread-safe; a portal with several workers shares one per worker, which
-    is still a bound (workers x limit).
+    In-process and thread-safe: right for one process (SQLite). Several portal workers
+    or bridges share a limit through :class:`wowlab_core.rate_limits.DatabaseRateLimiter`
+    (or the portal's Redis limiter), which keep this interface.
     """
 
     def __init__(self, *, limit: int, window_seconds: float) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -19,32 +20,55 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine as DbEngine
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
 from wowlab_core import nodes as node_ops
-from wowlab_core import scheduler
+from wowlab_core import request_keys, scheduler
+from wowlab_core.access import grants_by_node, grants_of, sharing_summary
 from wowlab_core.claim_codes import DEFAULT_LIFETIME
+from wowlab_core.completions import MAX_ROW_ID, add_progress, unfinished_jobs
 from wowlab_core.db import is_postgres, read_session, write_session
-from wowlab_core.errors import InvalidRequest, NotFound
+from wowlab_core.errors import AuthenticationFailed, InvalidRequest, NotFound, WowlabError
+from wowlab_core.job_states import ACTIVE_JOB_STATUSES, OPEN_CHUNK_STATUSES
 from wowlab_core.jobs import finalize_job
-from wowlab_core.models import ChunkLease, Node, NodeStatus, SimChunk, SimConfig, SimJob, utcnow
+from wowlab_core.models import (
+    ChunkLease,
+    Node,
+    NodeStatus,
+    SimChunk,
+    SimConfig,
+    SimJob,
+    User,
+    utcnow,
+)
 from wowlab_core.plugins import Hooks
 from wowlab_core.protocol import (
     ClaimStatus,
     Completion,
     CompletionOutcome,
     ConfigPayload,
+    FailReason,
+    Heartbeat,
     HeartbeatReply,
     Lease,
     NodeCredentials,
     NodeInfo,
     Registration,
 )
+from wowlab_core.request_keys import Keyed, RequestRepeated
+from wowlab_core.tokens import tokens_match
+from wowlab_core.verification import DEFAULT_VERIFY_RATE, VerifyPolicy, accept_stale_checks
+from wowlab_core.wakeups import WORK, Wakeups
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_LEASE_BATCH = 256
+#: How often (at most) the reaper looks for jobs left unmerged ...
+UNFINISHED_SWEEP_SECONDS = 10.0
+#: ... whose last result is at least this old.
+UNFINISHED_QUIET_SECONDS = 30.0
 MAX_COMPLETION_BATCH = 256
 
 
@@ -59,11 +83,19 @@ class CoordinatorSettings:
     #: How often (at most) a call also requeues expired leases and marks silent nodes.
     reap_interval_seconds: float = 1.0
     claim_lifetime: timedelta = field(default=DEFAULT_LIFETIME)
+    #: Share of results of nodes the submitter does not own that are run again elsewhere
+    #: (besides the first result of each node for each user, which always is).
+    verify_rate: float = DEFAULT_VERIFY_RATE
+    #: No lease's hard deadline is sooner than this after it was handed out.
+    min_lease_deadline_seconds: float = 600.0
+    #: A result waiting this long for a check nobody takes counts unchecked.
+    verify_timeout_seconds: float = 600.0
 
     @classmethod
     def from_env(cls) -> CoordinatorSettings:
         """Defaults, overridden by ``WOWLAB_LEASE_SECONDS``, ``WOWLAB_HEARTBEAT_SECONDS``,
-        ``WOWLAB_OFFLINE_AFTER_SECONDS`` and ``WOWLAB_CLAIM_LIFETIME_SECONDS``."""
+        ``WOWLAB_OFFLINE_AFTER_SECONDS``, ``WOWLAB_CLAIM_LIFETIME_SECONDS`` and
+        ``WOWLAB_VERIFY_RATE`` (0 to 1)."""
         defaults = cls()
 
         def number(name: str, default: float) -> float:
@@ -78,7 +110,19 @@ class CoordinatorSettings:
                 raise InvalidRequest(f"{name} must be positive, got {raw!r}")
             return value
 
+        rate_raw = os.environ.get("WOWLAB_VERIFY_RATE")
+        verify_rate = defaults.verify_rate
+        if rate_raw is not None:
+            try:
+                verify_rate = float(rate_raw)
+            except ValueError:
+                verify_rate = -1.0
+            if not 0.0 <= verify_rate <= 1.0:
+                raise InvalidRequest(
+                    f"WOWLAB_VERIFY_RATE must be a number from 0 to 1, got {rate_raw!r}"
+                )
         return cls(
+            verify_rate=verify_rate,
             lease_seconds=number("WOWLAB_LEASE_SECONDS", defaults.lease_seconds),
             heartbeat_seconds=number("WOWLAB_HEARTBEAT_SECONDS", defaults.heartbeat_seconds),
             offline_after_seconds=number(
@@ -94,19 +138,36 @@ class CoordinatorSettings:
 
 
 class WorkSignal:
-    """A generation counter nodes can wait on: bumped whenever chunks become available."""
+    """A generation counter nodes can wait on: bumped whenever chunks become available.
+
+    In-process; :meth:`Coordinator.share_wakeups` forwards each bump to the other
+    processes on the same database, whose bumps arrive through :meth:`notify_local`.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._generation = 0
+        self._forward: list[Callable[[], None]] = []
 
     @property
     def generation(self) -> int:
         """The current generation."""
         return self._generation
 
+    def forward(self, publish: Callable[[], None]) -> Callable[[], None]:
+        """Also call ``publish()`` (which must not block) on every :meth:`notify`; returns
+        what stops it."""
+        self._forward.append(publish)
+        return lambda: self._forward.remove(publish)
+
     def notify(self) -> None:
-        """Wake every waiter."""
+        """Wake every waiter, here and (when forwarded) in the other processes."""
+        self.notify_local()
+        for publish in self._forward:
+            publish()
+
+    def notify_local(self) -> None:
+        """Wake every waiter of this process only (a bump from another process)."""
         with self._cond:
             self._generation += 1
             self._cond.notify_all()
@@ -141,12 +202,18 @@ class Coordinator:
         self.db = db
         self.hooks = hooks
         self.settings = settings or CoordinatorSettings()
+        #: How results are sampled for verification; tests swap in a seeded random.
+        self.verify_random = VerifyPolicy().random
         self.work = WorkSignal()
+        #: Cross-process wake-ups, once :meth:`share_wakeups` was called.
+        self.wakeups: Wakeups | None = None
         self._last_reap = 0.0
+        self._last_sweep = 0.0
         self._reap_lock = threading.Lock()
         self._prepared: OrderedDict[str, Any] = OrderedDict()
         self._gate = threading.BoundedSemaphore(_concurrent_writers(db))
         self._prepared_lock = threading.Lock()
+        self._finisher = _Finisher(self._finish_job)
 
     # --- plumbing -------------------------------------------------------------------
 
@@ -176,18 +243,103 @@ class Coordinator:
             self._reap_lock.release()
 
     def reap(self) -> int:
-        """Requeue expired leases and mark silent nodes offline. Returns chunks requeued."""
+        """Requeue expired leases, mark silent nodes offline, let results nobody could
+        check count, merge jobs left unmerged. Returns chunks requeued."""
+        now = utcnow()
         with self._writing() as session:
-            requeued, failed = scheduler.requeue_expired(session)
+            requeued, failed = scheduler.requeue_expired(session, now=now)
             node_ops.mark_offline_nodes(
                 session, silent_for=timedelta(seconds=self.settings.offline_after_seconds)
             )
+            unchecked = accept_stale_checks(
+                session, older_than=timedelta(seconds=self.settings.verify_timeout_seconds)
+            )
             session.commit()
+        self._count(unchecked)
+        if time.monotonic() - self._last_sweep >= UNFINISHED_SWEEP_SECONDS:
+            self._last_sweep = time.monotonic()
+            with read_session(self.db) as session:
+                stray = unfinished_jobs(
+                    session, quiet_since=now - timedelta(seconds=UNFINISHED_QUIET_SECONDS)
+                )
+            self._finisher.submit(stray)
         for job in failed:
             self.hooks.job_finished(job=job)
         if requeued:
             self.work.notify()
         return requeued
+
+    def _count(self, progress: dict[int, int]) -> None:
+        """Add committed results to their jobs' counts (a short transaction of its own,
+        job by job, so a retry never adds a job's results twice); jobs that reached their
+        total go to the finisher."""
+        done: list[int] = []
+        for job_id in sorted(progress):
+            delta = {job_id: progress[job_id]}
+            for attempt in range(5):
+                try:
+                    if is_postgres(self.db):  # one round trip: no BEGIN ... COMMIT
+                        with self._gate, self.db.connect() as conn:
+                            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                            done += add_progress(conn, delta)
+                    else:
+                        with self._writing() as session:
+                            done += add_progress(session.connection(), delta)
+                            session.commit()
+                    break
+                except OperationalError as exc:
+                    if attempt == 4 or not _retryable(exc):
+                        # The results are committed: the reaper's sweep merges the job.
+                        log.exception("counting results of job %s failed", job_id)
+                        break
+                    time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+        self._finisher.submit(done)
+
+    def _finish_job(self, job_id: int) -> None:
+        """Merge a job whose chunks are all done (in the finisher's thread): finish it, or
+        plan another round of chunks (a target error not reached yet)."""
+        with self._writing() as session:
+            job = session.get(SimJob, job_id, with_for_update=True, populate_existing=True)
+            if job is None or job.status not in ACTIVE_JOB_STATUSES:
+                return  # merged already (a sweep and a count both sent it), or cancelled
+            if session.execute(
+                select(SimChunk.id)
+                .where(
+                    col(SimChunk.job_id) == job_id,
+                    col(SimChunk.status).in_(OPEN_CHUNK_STATUSES),
+                )
+                .limit(1)
+            ).first():
+                return  # a chunk is still out (a sweep's guess was early): its count merges
+            ended = finalize_job(
+                session, job=job, hooks=self.hooks, prepared_cache=self._prepared_cache()
+            )
+            session.commit()
+        if ended:
+            self.hooks.job_finished(job=job)
+        else:
+            self.work.notify()
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until every job handed to the finisher is merged (tests, shutdown).
+        Returns False if ``timeout`` ran out first."""
+        return self._finisher.wait_idle(timeout)
+
+    def share_wakeups(self, wakeups: Wakeups) -> Callable[[], None]:
+        """Exchange work wake-ups with the other processes on this database: a bump of
+        :attr:`work` here is published, theirs bump it here. Returns what undoes it (for
+        an app whose lifespan ends while the coordinator lives on)."""
+        if self.wakeups is not None:
+            return lambda: None
+        self.wakeups = wakeups
+        stop_forwarding = self.work.forward(lambda: wakeups.publish(WORK))
+        wakeups.subscribe(WORK, lambda _payload: self.work.notify_local())
+
+        def unshare() -> None:
+            stop_forwarding()
+            self.wakeups = None
+
+        return unshare
 
     def notify_work(self) -> None:
         """Tell waiting nodes that chunks may be available (after a submit)."""
@@ -195,21 +347,28 @@ class Coordinator:
 
     # --- node-facing operations -----------------------------------------------------
 
-    def register(self, info: NodeInfo) -> Registration:
-        """Register a new node; returns its id, secret token and claim code."""
+    def register(self, info: NodeInfo, *, keyed: Keyed | None = None) -> Registration:
+        """Register a new node; returns its id, secret token and claim code.
+
+        ``keyed``: the request's idempotency key (see :mod:`wowlab_core.request_keys`);
+        a repeat raises :class:`~wowlab_core.request_keys.RequestRepeated`.
+        """
         with self._writing() as session:
+            _check_repeat(session, keyed)
             new = node_ops.register_node(
                 session, info=info, hooks=self.hooks, lifetime=self.settings.claim_lifetime
             )
-            session.commit()
             node = new.node
+            registration = Registration(
+                node_id=node.id or 0,
+                token=new.token,
+                claim_code=node.claim_code or "",
+                claim_expires_at=node.claim_expires_at,
+            )
+            _record(session, keyed, registration)
+            session.commit()
         log.info("node %s registered as %r", node.id, node.name)
-        return Registration(
-            node_id=node.id or 0,
-            token=new.token,
-            claim_code=node.claim_code or "",
-            claim_expires_at=node.claim_expires_at,
-        )
+        return registration
 
     def claim_status(self, creds: NodeCredentials) -> ClaimStatus:
         """Whether the node is claimed; else the code it should show (renewed if expired)."""
@@ -220,31 +379,59 @@ class Coordinator:
             session.commit()
         return replace(status, heartbeat_seconds=self.settings.heartbeat_seconds)
 
-    def heartbeat(self, creds: NodeCredentials) -> HeartbeatReply:
-        """Mark the node alive, extend its leases, and tell it which chunks were cancelled."""
+    def heartbeat(
+        self, creds: NodeCredentials, beat: Heartbeat, *, keyed: Keyed | None = None
+    ) -> HeartbeatReply:
+        """Mark the node alive; extend the leases it names, hand back the others it held;
+        tell it which of its chunks to stop."""
+        if not isinstance(beat, Heartbeat):
+            raise InvalidRequest("a heartbeat names the chunks the node runs", field="running")
         self._maybe_reap()
         with self._node_session(creds) as (session, node):
-            node_ops.mark_seen(node)
-            session.add(node)
-            if node.user_id is not None:
-                scheduler.extend_leases(
-                    session, node=node, lease_seconds=self.settings.lease_seconds
-                )
-            cancelled = scheduler.cancelled_leases(session, node=node)
+            _check_repeat(session, keyed)
+            reply = self._beat_in(session, node, beat)
+            _record(session, keyed, reply)
             session.commit()
-            return HeartbeatReply(
-                status=node.status,
-                cancelled_chunks=cancelled,
-                max_parallel=node.max_parallel,
-                heartbeat_seconds=self.settings.heartbeat_seconds,
-            )
+        if reply.released_chunks:
+            self.work.notify()
+        return reply
 
-    def lease(self, creds: NodeCredentials, max_chunks: int) -> list[Lease]:
-        """Lease up to ``max_chunks`` chunks the node may run."""
+    def _beat_in(self, session: Session, node: Node, beat: Heartbeat) -> HeartbeatReply:
+        node_ops.mark_seen(node)
+        node_ops.update_capabilities(node, engines=beat.engines, labels=beat.labels)
+        session.add(node)
+        outcome = scheduler.beat(
+            session,
+            node=node,
+            running=beat.running,
+            lease_seconds=self.settings.lease_seconds,
+        )
+        if outcome.released:
+            log.info(
+                "node %s: handed back %d lease(s) it no longer runs",
+                node.id,
+                len(outcome.released),
+            )
+        owner = session.get(User, node.user_id) if node.user_id is not None else None
+        return HeartbeatReply(
+            status=node.status,
+            cancelled_chunks=outcome.cancelled,
+            max_parallel=node.max_parallel,
+            heartbeat_seconds=self.settings.heartbeat_seconds,
+            released_chunks=outcome.released,
+            owner=owner.username if owner is not None else None,
+            sharing=sharing_summary(grants_of(session, node.id or 0)),
+        )
+
+    def lease(
+        self, creds: NodeCredentials, max_chunks: int, *, keyed: Keyed | None = None
+    ) -> list[Lease]:
+        """Lease up to ``max_chunks`` chunks the node may run (at most its free workers)."""
         if isinstance(max_chunks, bool) or not isinstance(max_chunks, int) or max_chunks < 0:
             raise InvalidRequest("max_chunks must be a non-negative integer", field="max_chunks")
         self._maybe_reap()
         with self._node_session(creds) as (session, node):
+            _check_repeat(session, keyed)
             node_ops.mark_seen(node)
             session.add(node)
             leases = scheduler.lease_chunks(
@@ -253,7 +440,9 @@ class Coordinator:
                 limit=min(max_chunks, MAX_LEASE_BATCH),
                 lease_seconds=self.settings.lease_seconds,
                 hooks=self.hooks,
+                min_deadline_seconds=self.settings.min_lease_deadline_seconds,
             )
+            _record(session, keyed, leases)
             session.commit()
         return leases
 
@@ -277,41 +466,299 @@ class Coordinator:
             )
 
     def complete(
-        self, creds: NodeCredentials, completions: Sequence[Completion]
+        self,
+        creds: NodeCredentials,
+        completions: Sequence[Completion],
+        *,
+        keyed: Keyed | None = None,
     ) -> list[CompletionOutcome]:
         """Record results. Idempotent: a duplicate is answered ``duplicate`` and changes nothing."""
-        if len(completions) > MAX_COMPLETION_BATCH:
-            raise InvalidRequest(
-                f"at most {MAX_COMPLETION_BATCH} completions per call", field="completions"
-            )
+        _check_completions(completions)
         with self._node_session(creds) as (session, node):
-            node_ops.mark_seen(node)
-            session.add(node)
-            report = scheduler.complete_chunks(session, node=node, completions=completions)
-            finished: list[SimJob] = []
-            more_work = False
-            for job in report.finished_jobs:
-                if finalize_job(
-                    session, job=job, hooks=self.hooks, prepared_cache=self._prepared_cache()
-                ):
-                    finished.append(job)
-                else:
-                    more_work = True
+            _check_repeat(session, keyed)
+            done = self._complete_in(session, node, completions)
+            _record(session, keyed, done.outcomes)
             session.commit()
-        for chunk, result in report.completed:
-            self.hooks.chunk_completed(chunk=chunk, result=result)
-        for job in finished:
-            self.hooks.job_finished(job=job)
-        if more_work:
-            self.work.notify()
-        return report.outcomes
+        self._announce([done])
+        return done.outcomes
 
-    def fail(self, creds: NodeCredentials, chunk_id: int, lease_token: str, error: str) -> None:
-        """Record a node's error for a chunk; the chunk is retried or the job fails."""
-        with self._node_session(creds) as (session, node):
-            job = scheduler.fail_chunk(
-                session, node=node, chunk_id=chunk_id, lease_token=lease_token, error=str(error)
+    def _complete_in(
+        self, session: Session, node: Node, completions: Sequence[Completion]
+    ) -> scheduler.CompletionReport:
+        node_ops.mark_seen(node)
+        session.add(node)
+        return scheduler.complete_chunks(
+            session,
+            node=node,
+            completions=completions,
+            policy=VerifyPolicy(rate=self.settings.verify_rate, random=self.verify_random),
+            snapshots=self.hooks.has_chunk_listeners(),
+        )
+
+    def _announce(self, done: Sequence[scheduler.CompletionReport]) -> None:
+        # After the commit: the jobs' counts (and the merge of the jobs this finished, in
+        # the finisher's thread: never in the request of the node that sent the last
+        # result), then plugins hear of the results, nodes of new work.
+        progress: dict[int, int] = {}
+        for report in done:
+            for job_id, n in report.progress.items():
+                progress[job_id] = progress.get(job_id, 0) + n
+        self._count(progress)
+        wake = False
+        for report in done:
+            for chunk, result in report.completed:
+                self.hooks.chunk_completed(chunk=chunk, result=result)
+            wake = wake or bool(report.requeued)
+        if wake:
+            self.work.notify()
+
+    # --- many nodes' requests in one transaction (a bridge's batches) ------------------
+
+    def heartbeat_batch(
+        self, items: Sequence[tuple[NodeCredentials, Heartbeat, Keyed]]
+    ) -> list[bytes | None]:
+        """Heartbeats of many nodes in one transaction: each node's answer, written by its
+        ``Keyed`` (a refusal too); None for a request being carried out elsewhere right now.
+
+        Each request runs in a savepoint of its own, so one node's refusal changes nothing
+        for the others. If the transaction as a whole fails (a deadlock with another
+        process, say), each request is carried out on its own.
+        """
+        self._maybe_reap()
+        try:
+            replies, released = self._heartbeats_at_once(items)
+        except OperationalError as exc:  # a deadlock with another process, say
+            if not _retryable(exc):
+                raise
+            log.info("a batch of %d heartbeats failed (%s); one at a time", len(items), exc)
+        else:
+            if released:
+                self.work.notify()
+            return replies
+
+        def one(session: Session, node: Node, beat: Heartbeat) -> tuple[HeartbeatReply, Any]:
+            if not isinstance(beat, Heartbeat):
+                raise InvalidRequest("a heartbeat names the chunks the node runs", field="running")
+            reply = self._beat_in(session, node, beat)
+            return reply, bool(reply.released_chunks)
+
+        def alone(creds: NodeCredentials, beat: Heartbeat, keyed: Keyed) -> HeartbeatReply:
+            return self.heartbeat(creds, beat, keyed=keyed)
+
+        answers, handed_back = self._batch(items, one, alone)
+        if any(handed_back):
+            self.work.notify()
+        return answers
+
+    def _heartbeats_at_once(
+        self, items: Sequence[tuple[NodeCredentials, Heartbeat, Keyed]]
+    ) -> tuple[list[bytes | None], bool]:
+        """Many nodes' heartbeats in one transaction and a fixed number of statements
+        (:func:`~wowlab_core.leases.beat_many`): each node's answer, and whether any lease
+        was handed back. A refusal (bad token, bad body) changes nothing; a node named
+        twice in one batch has its later heartbeats carried out alone, after this one."""
+        replies: list[bytes | None] = [None] * len(items)
+        later: list[int] = []
+        released = False
+        with self._writing() as session:
+            stored = request_keys.stored_replies(session, {k.key for _, _, k in items})
+            ids = sorted({c.node_id for c, _, _ in items if _is_row_id(c.node_id)})
+            nodes = {n.id: n for n in session.exec(select(Node).where(col(Node.id).in_(ids)))}
+            todo: list[tuple[int, Node, Heartbeat]] = []
+            seen: set[int] = set()
+            for i, (creds, beat, keyed) in enumerate(items):
+                if keyed.key in stored:
+                    replies[i] = stored[keyed.key]
+                    continue
+                node = nodes.get(creds.node_id) if _is_row_id(creds.node_id) else None
+                try:
+                    if (
+                        node is None
+                        or not isinstance(creds.token, str)
+                        or not tokens_match(creds.token, node.token_hash)
+                    ):
+                        raise AuthenticationFailed("node id or token is not valid")
+                    if not isinstance(beat, Heartbeat):
+                        raise InvalidRequest(
+                            "a heartbeat names the chunks the node runs", field="running"
+                        )
+                    node_ops.check_capabilities(engines=beat.engines, labels=beat.labels)
+                except WowlabError as exc:
+                    replies[i] = keyed.error(exc)
+                    continue
+                if node.id in seen:
+                    later.append(i)
+                    continue
+                seen.add(node.id or 0)
+                todo.append((i, node, beat))
+            outcomes = scheduler.beat_many(
+                session,
+                [(node, beat.running) for _, node, beat in todo],
+                lease_seconds=self.settings.lease_seconds,
             )
+            owners = _usernames(session, {n.user_id for _, n, _ in todo if n.user_id})
+            grants = grants_by_node(session, [n.id or 0 for _, n, _ in todo])
+            answers: dict[str, bytes] = {}
+            for (i, node, beat), outcome in zip(todo, outcomes, strict=True):
+                node_ops.mark_seen(node)
+                node_ops.update_capabilities(node, engines=beat.engines, labels=beat.labels)
+                session.add(node)
+                if outcome.released:
+                    released = True
+                    log.info(
+                        "node %s: handed back %d lease(s) it no longer runs",
+                        node.id,
+                        len(outcome.released),
+                    )
+                reply = HeartbeatReply(
+                    status=node.status,
+                    cancelled_chunks=outcome.cancelled,
+                    max_parallel=node.max_parallel,
+                    heartbeat_seconds=self.settings.heartbeat_seconds,
+                    released_chunks=outcome.released,
+                    owner=owners.get(node.user_id) if node.user_id is not None else None,
+                    sharing=sharing_summary(grants.get(node.id or 0, [])),
+                )
+                keyed = items[i][2]
+                replies[i] = answers[keyed.key] = keyed.ok(reply)
+            # A copy of a request that another bridge stored meanwhile keeps that copy's
+            # answer; carrying a heartbeat out twice is harmless (it extends, hands back
+            # and reports the same leases).
+            request_keys.record_many(session, answers)
+            session.commit()
+        for i in later:
+            replies[i] = self._alone(
+                lambda creds, beat, keyed: self.heartbeat(creds, beat, keyed=keyed), *items[i]
+            )
+        return replies, released
+
+    def complete_batch(
+        self, items: Sequence[tuple[NodeCredentials, Sequence[Completion], Keyed]]
+    ) -> list[bytes | None]:
+        """Results of many nodes in one transaction (as :meth:`heartbeat_batch`)."""
+
+        def one(session: Session, node: Node, completions: Sequence[Completion]) -> tuple[Any, Any]:
+            _check_completions(completions)
+            report = self._complete_in(session, node, completions)
+            return report.outcomes, report
+
+        def alone(creds: NodeCredentials, completions: Sequence[Completion], keyed: Keyed) -> Any:
+            return self.complete(creds, completions, keyed=keyed)
+
+        replies, done = self._batch(items, one, alone)
+        self._announce(done)
+        return replies
+
+    def _batch(
+        self,
+        items: Sequence[tuple[NodeCredentials, Any, Keyed]],
+        one: Callable[[Session, Node, Any], tuple[Any, Any]],
+        alone: Callable[[NodeCredentials, Any, Keyed], Any],
+    ) -> tuple[list[bytes | None], list[Any]]:
+        """Each item in a savepoint of one transaction: the answers, and what ``one``
+        returned beside each result that was committed."""
+        replies: list[bytes | None] = [None] * len(items)
+        extras: list[Any] = []
+        # One order for every process's batches: fewer lock waits, fewer deadlocks.
+        order = sorted(range(len(items)), key=lambda i: items[i][0].node_id)
+        in_flight: list[int] = []
+        later: list[int] = []  # lost a deadlock: carried out alone after the batch
+        try:
+            with self._writing() as session:
+                stored = request_keys.stored_replies(session, {k.key for _, _, k in items})
+                # The batch's nodes in one query: each token check below finds its node
+                # in the session (held here: the identity map keeps weak references).
+                ids = sorted({c.node_id for c, _, _ in items if isinstance(c.node_id, int)})
+                held = session.exec(select(Node).where(col(Node.id).in_(ids))).all()
+                for i in order:
+                    creds, body, keyed = items[i]
+                    if keyed.key in stored:
+                        replies[i] = stored[keyed.key]
+                        continue
+                    try:
+                        with session.begin_nested():
+                            node = node_ops.authenticate_node(
+                                session, node_id=creds.node_id, token=creds.token
+                            )
+                            result, extra = one(session, node, body)
+                            request_keys.record(session, keyed.key, keyed.ok(result))
+                    except WowlabError as exc:
+                        replies[i] = keyed.error(exc)
+                    except IntegrityError:  # a copy of this request got there first
+                        in_flight.append(i)
+                    except OperationalError as exc:
+                        if not _retryable(exc):
+                            raise
+                        later.append(i)  # its savepoint is rolled back, its locks freed
+                    else:
+                        replies[i] = keyed.ok(result)
+                        extras.append(extra)
+                session.commit()
+                del held
+        except OperationalError as exc:
+            log.info("a batch of %d requests failed (%s); one at a time", len(items), exc)
+            return [self._alone(alone, *item) for item in items], []
+        for i in later:
+            replies[i] = self._alone(alone, *items[i])
+        if in_flight:
+            with read_session(self.db) as session:
+                found = request_keys.stored_replies(session, {items[i][2].key for i in in_flight})
+            for i in in_flight:
+                replies[i] = found.get(items[i][2].key)
+        return replies, extras
+
+    def _alone(
+        self,
+        alone: Callable[[NodeCredentials, Any, Keyed], Any],
+        creds: NodeCredentials,
+        body: Any,
+        keyed: Keyed,
+        *,
+        tries: int = 5,
+    ) -> bytes | None:
+        """One request in its own transaction, tried again after a deadlock."""
+        for attempt in range(tries):
+            try:
+                return keyed.ok(alone(creds, body, keyed))
+            except WowlabError as exc:
+                return keyed.error(exc)
+            except RequestRepeated as repeated:
+                return repeated.reply or request_keys.lookup(self.db, keyed.key)
+            except OperationalError as exc:
+                if attempt == tries - 1 or not _retryable(exc):
+                    raise
+                time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def fail(
+        self,
+        creds: NodeCredentials,
+        chunk_id: int,
+        lease_token: str,
+        error: str,
+        reason: str | None = None,
+        *,
+        keyed: Keyed | None = None,
+    ) -> None:
+        """Record a node's error for a chunk; the chunk is retried or the job fails.
+
+        ``reason`` ``over-budget``: the node stopped the chunk at its time budget; the
+        chunk is cut smaller and no failure is counted.
+        """
+        if reason is not None and reason not in set(FailReason):
+            known = ", ".join(r.value for r in FailReason)
+            raise InvalidRequest(f"reason must be one of {known}", field="reason")
+        with self._node_session(creds) as (session, node):
+            _check_repeat(session, keyed)
+            job = scheduler.fail_chunk(
+                session,
+                node=node,
+                chunk_id=chunk_id,
+                lease_token=lease_token,
+                error=str(error),
+                over_budget=reason == FailReason.OVER_BUDGET,
+            )
+            _record(session, keyed, None)
             session.commit()
         if job is not None:
             self.hooks.job_finished(job=job)
@@ -328,6 +775,13 @@ class Coordinator:
         if count:
             self.work.notify()
         return count
+
+    def touch(self, creds: NodeCredentials) -> None:
+        """Check the node's token and mark it alive, leaving its leases alone."""
+        with self._node_session(creds) as (session, node):
+            node_ops.mark_seen(node)
+            session.add(node)
+            session.commit()
 
     def go_offline(self, creds: NodeCredentials) -> None:
         """A node says goodbye (clean shutdown)."""
@@ -348,6 +802,100 @@ class Coordinator:
             while len(self._prepared) > 32:
                 self._prepared.popitem(last=False)
             return self._prepared
+
+
+class _Finisher:
+    """One thread that merges finished jobs, in the order they finished, each once.
+
+    Started on first use. A merge that fails is logged; the job stays active and the
+    reaper's sweep (:func:`~wowlab_core.completions.unfinished_jobs`) hands it back.
+    """
+
+    def __init__(self, run: Callable[[int], None]) -> None:
+        self._run = run
+        self._cond = threading.Condition()
+        self._queue: list[int] = []
+        self._busy = False
+        self._thread: threading.Thread | None = None
+
+    def submit(self, job_ids: Sequence[int]) -> None:
+        """Merge these jobs soon (a job already waiting is not queued twice)."""
+        if not job_ids:
+            return
+        with self._cond:
+            self._queue.extend(j for j in job_ids if j not in self._queue)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="wowlab-finisher", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until nothing is queued or being merged."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+                if not self._cond.wait_for(lambda: bool(self._queue), timeout=60.0):
+                    self._thread = None
+                    return
+                job_id = self._queue.pop(0)
+                self._busy = True
+            try:
+                self._run(job_id)
+            except Exception:
+                log.exception("merging job %s failed; the reaper tries again", job_id)
+
+
+def _is_row_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ROW_ID
+
+
+def _usernames(session: Session, user_ids: set[int | None]) -> dict[int, str]:
+    ids = sorted(u for u in user_ids if u is not None)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(col(User.id), col(User.username)).where(col(User.id).in_(ids))
+    ).all()
+    return {user_id: name for user_id, name in rows}
+
+
+def _retryable(exc: OperationalError) -> bool:
+    """A deadlock or serialisation failure (PostgreSQL), or a busy database (SQLite):
+    trying the transaction again may succeed."""
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in ("40P01", "40001") or "database is locked" in str(exc.orig)
+
+
+def _check_completions(completions: Sequence[Completion]) -> None:
+    if len(completions) > MAX_COMPLETION_BATCH:
+        raise InvalidRequest(
+            f"at most {MAX_COMPLETION_BATCH} completions per call", field="completions"
+        )
+
+
+def _check_repeat(session: Session, keyed: Keyed | None) -> None:
+    """Raise :class:`RequestRepeated` with the stored answer if ``keyed`` was carried out."""
+    if keyed is not None:
+        stored = request_keys.stored_replies(session, [keyed.key])
+        if keyed.key in stored:
+            raise RequestRepeated(stored[keyed.key])
+
+
+def _record(session: Session, keyed: Keyed | None, result: Any) -> None:
+    """Store ``keyed``'s answer in this transaction; a copy stored first wins."""
+    if keyed is None:
+        return
+    try:
+        request_keys.record(session, keyed.key, keyed.ok(result))
+    except IntegrityError:
+        raise RequestRepeated(None) from None
 
 
 def run_in_session(db: DbEngine, fn: Callable[[Session], T]) -> T:

@@ -54,6 +54,18 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+def session_is_postgres(session: Session) -> bool:
+    """Whether the session's connection talks to PostgreSQL (``session.get_bind()`` is typed
+    as an engine or a connection; both have a dialect)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def rowcount(result: object) -> int:
+    """The rows an ``UPDATE`` or ``DELETE`` matched. SQLAlchemy's ``Result`` type does not
+    declare ``rowcount`` (only the cursor result of such statements has it)."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def create_db_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` (default: :func:`default_database_url`)."""
     url = normalize_url(url) if url else default_database_url()
@@ -61,6 +73,7 @@ def create_db_engine(url: str | None = None, **kwargs: Any) -> Engine:
         engine = sa.create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
+        make_sqlite_file_private(engine.url.database)
         _configure_sqlite(engine)
     else:
         kwargs.setdefault("pool_size", 20)
@@ -68,6 +81,29 @@ def create_db_engine(url: str | None = None, **kwargs: Any) -> Engine:
         kwargs.setdefault("pool_pre_ping", True)
         engine = sa.create_engine(url, **kwargs)
     return engine
+
+
+def make_sqlite_file_private(database: str | None) -> None:
+    """Create the SQLite file ``database`` with mode 0600 (it holds password hashes and
+    token hashes), and take group and other access away from an existing one.
+
+    SQLite gives its ``-wal`` and ``-shm`` files the mode of the database file, so they are
+    private too. In-memory databases and ``file:`` URIs are left alone.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.parent != Path(""):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        try:
+            if name.stat().st_mode & 0o077:
+                os.chmod(name, 0o600)
+        except FileNotFoundError:
+            pass
+        except PermissionError:  # not ours: the owner decided
+            pass
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -120,7 +156,10 @@ __all__ = [
     "data_dir",
     "default_database_url",
     "is_postgres",
+    "make_sqlite_file_private",
     "normalize_url",
     "read_session",
+    "rowcount",
+    "session_is_postgres",
     "write_session",
 ]

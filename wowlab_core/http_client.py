@@ -39,6 +39,7 @@ from wowlab_core.protocol import (
     Completion,
     CompletionOutcome,
     ConfigPayload,
+    Heartbeat,
     HeartbeatReply,
     Lease,
     NodeCredentials,
@@ -107,6 +108,13 @@ def error_from_response(response: httpx.Response) -> WowlabError:
         return _ERRORS_BY_STATUS.get(status, WowlabError)(message)
     detail = str(body.get("detail") or response.reason_phrase or "error")
     field = body.get("field") if isinstance(body.get("field"), str) else None
+    if status == 404 and detail == "Not Found":
+        # The portal has no such route (its own not-found errors say what is missing).
+        return errors.NotFound(
+            f"no wowlab node API at {response.request.url}: give the portal's address "
+            "without a path (such as http://host:8000)",
+            field="url",
+        )
     if status >= 500:
         return TransportError(f"the portal failed (HTTP {status}): {detail}", field=field)
     cls = _ERRORS_BY_NAME.get(str(body["error"])) or _ERRORS_BY_STATUS.get(status, WowlabError)
@@ -212,9 +220,11 @@ class HttpTransport:
         )
         return ClaimStatus.from_dict(data)
 
-    async def heartbeat(self, creds: NodeCredentials) -> HeartbeatReply:
-        """Heartbeat."""
-        data = await self._request("POST", "/heartbeat", creds=creds, repeatable=True)
+    async def heartbeat(self, creds: NodeCredentials, beat: Heartbeat) -> HeartbeatReply:
+        """Heartbeat: name the running chunks (the others are handed back)."""
+        data = await self._request(
+            "POST", "/heartbeat", creds=creds, body=beat.to_dict(), repeatable=True
+        )
         return HeartbeatReply.from_dict(data)
 
     async def lease(self, creds: NodeCredentials, max_chunks: int) -> list[Lease]:
@@ -245,16 +255,19 @@ class HttpTransport:
         return [CompletionOutcome.from_dict(item) for item in _list_of(data, "outcomes")]
 
     async def fail(
-        self, creds: NodeCredentials, chunk_id: int, lease_token: str, error: str
+        self,
+        creds: NodeCredentials,
+        chunk_id: int,
+        lease_token: str,
+        error: str,
+        *,
+        reason: str | None = None,
     ) -> None:
         """Report that a chunk failed on this node."""
-        await self._request(
-            "POST",
-            "/fail",
-            creds=creds,
-            body={"chunk_id": chunk_id, "lease_token": lease_token, "error": error},
-            repeatable=False,
-        )
+        body: dict[str, Any] = {"chunk_id": chunk_id, "lease_token": lease_token, "error": error}
+        if reason is not None:
+            body["reason"] = reason
+        await self._request("POST", "/fail", creds=creds, body=body, repeatable=False)
 
     async def release(
         self, creds: NodeCredentials, chunk_ids: Sequence[int], lease_token: str
@@ -279,8 +292,9 @@ class HttpTransport:
     async def wait_for_work(self, creds: NodeCredentials, timeout: float) -> None:
         """A long poll the portal answers when chunks may be available, or after ``timeout``.
 
-        Never raises: the wait is only a hint, so when the portal cannot be asked it
-        sleeps out the timeout and leaves the errors to the next real call.
+        Raises only ``AuthenticationFailed`` (a wrong token): the wait is a hint, so when the
+        portal cannot be asked it sleeps out the timeout and leaves other errors to the next
+        real call.
         """
         timeout = min(max(float(timeout), 0.0), MAX_LONG_POLL_SECONDS)
         deadline = anyio.current_time() + timeout
@@ -293,6 +307,8 @@ class HttpTransport:
                 repeatable=False,
                 read_timeout=self._long_poll_timeout(timeout),
             )
+        except errors.AuthenticationFailed:
+            raise
         except WowlabError as exc:
             log.debug("wait for work: %s", exc.message)
             await anyio.sleep(max(deadline - anyio.current_time(), 0.0))

@@ -123,6 +123,8 @@ def run_local_simulation(
             )
         finally:
             db.dispose()
+            # The job's events belong to the run: deliver them before returning.
+            hooks.flush_events()
 
 
 async def _run(db: Any, config: Any, hooks: Hooks, opts: dict[str, Any]) -> SimulationRun:
@@ -141,6 +143,7 @@ async def _run(db: Any, config: Any, hooks: Hooks, opts: dict[str, Any]) -> Simu
             chunks=opts["chunks"],
             target_error=opts["target_error"],
             limits=opts["limits"],
+            local=True,
         )
         session.commit()
         job_id = job.id or 0
@@ -165,7 +168,10 @@ async def _run(db: Any, config: Any, hooks: Hooks, opts: dict[str, Any]) -> Simu
             hooks=hooks,
             cache=cache,
             options=AgentOptions(
-                heartbeat_seconds=5.0, idle_wait_seconds=0.5, claim_wait_seconds=0.2
+                heartbeat_seconds=5.0,
+                idle_wait_seconds=0.5,
+                claim_wait_seconds=0.2,
+                allow_local_only_engines=True,  # the submitter's own machine
             ),
             on_claim_code=lambda status: claim(status),
         )
@@ -183,6 +189,9 @@ async def _run(db: Any, config: Any, hooks: Hooks, opts: dict[str, Any]) -> Simu
                 await anyio.sleep(0.01)
         for agent in agents:
             agent.stop()
+        # Wake the nodes' long polls now: a worker thread still waiting in one would keep the
+        # process alive for its whole timeout after the report is printed.
+        coordinator.notify_work()
     wall = time.perf_counter() - started
     report = final.result if final.status == JobStatus.COMPLETED.value else None
     return SimulationRun(

@@ -41,6 +41,13 @@ class NodeSettings:
     url: str = ""
     node_id: int | None = None
     token: str | None = None
+    #: The owner's cap on one chunk's wall time (a lease's budget applies when smaller).
+    max_chunk_seconds: float = 900.0
+    #: Running chunks are stopped while the node process uses more memory than this.
+    memory_cap_mb: float | None = 2048.0
+    #: The desktop app's own settings (CPU limit, pause rules ...); the CLI keeps them as
+    #: they are, so both share one file and one identity.
+    gui: dict[str, Any] = field(default_factory=dict)
 
     @property
     def credentials(self) -> NodeCredentials | None:
@@ -61,7 +68,10 @@ class NodeSettings:
         except FileNotFoundError:
             return None
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        settings = cls(**{k: v for k, v in data.items() if k in known})
+        if not isinstance(settings.gui, dict):
+            settings.gui = {}
+        return settings
 
 
 __all__ = ["NodeSettings", "default_node_name", "default_settings_path", "platform_string"]

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Session, col, select
 
-from wowlab_core.access import grant_access
+from wowlab_core.access import grant_access, grants_of, sharing_summary
 from wowlab_core.claim_codes import (
     DEFAULT_LIFETIME,
     RateLimiter,
@@ -24,7 +24,7 @@ from wowlab_core.claim_codes import (
     is_valid_claim_code,
     normalize_claim_code,
 )
-from wowlab_core.db import write_session
+from wowlab_core.db import rowcount, write_session
 from wowlab_core.errors import (
     AuthenticationFailed,
     ClaimCodeExpired,
@@ -38,6 +38,9 @@ from wowlab_core.scheduler import hash_token, tokens_match
 
 MAX_PARALLEL_LIMIT = 256
 NODE_TOKEN_BYTES = 32
+MAX_ENGINES = 32
+MAX_LABELS = 32
+MAX_LABEL_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -68,12 +71,54 @@ def _new_code(session: Session, hooks: Hooks | None, now: datetime) -> str:
 
 def validate_node_info(info: NodeInfo) -> None:
     """Raise :class:`InvalidRequest` for a bad registration."""
-    if not info.name or not info.name.strip() or len(info.name) > 100:
+    if not isinstance(info.name, str) or not info.name.strip() or len(info.name) > 100:
         raise InvalidRequest("node name must be 1 to 100 characters", field="name")
-    if not isinstance(info.max_parallel, int) or not 1 <= info.max_parallel <= MAX_PARALLEL_LIMIT:
+    if (
+        isinstance(info.max_parallel, bool)
+        or not isinstance(info.max_parallel, int)
+        or not 1 <= info.max_parallel <= MAX_PARALLEL_LIMIT
+    ):
         raise InvalidRequest(
             f"max_parallel must be between 1 and {MAX_PARALLEL_LIMIT}", field="max_parallel"
         )
+    check_capabilities(engines=info.engines, labels=info.labels)
+
+
+def check_capabilities(*, engines: object, labels: object) -> None:
+    """Raise :class:`InvalidRequest` unless ``engines`` is None or ``{name: version}``
+    and ``labels`` None or a list of short strings."""
+    if engines is not None and (
+        not isinstance(engines, dict)
+        or len(engines) > MAX_ENGINES
+        or not all(
+            isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 64 and len(v) <= 64
+            for k, v in engines.items()
+        )
+    ):
+        raise InvalidRequest(
+            f"engines must map up to {MAX_ENGINES} engine names to versions", field="engines"
+        )
+    if labels is not None and (
+        not isinstance(labels, list)
+        or len(labels) > MAX_LABELS
+        or not all(isinstance(x, str) and 0 < len(x.strip()) <= MAX_LABEL_LENGTH for x in labels)
+    ):
+        raise InvalidRequest(
+            f"labels must be a list of up to {MAX_LABELS} names of 1 to "
+            f"{MAX_LABEL_LENGTH} characters",
+            field="labels",
+        )
+
+
+def update_capabilities(node: Node, *, engines: object, labels: object) -> None:
+    """Record what a node advertises (None: keep what is known). Validates first."""
+    check_capabilities(engines=engines, labels=labels)
+    if engines is not None and engines != node.engines:
+        node.engines = dict(sorted(engines.items()))  # type: ignore[attr-defined]
+    if labels is not None:
+        clean = sorted({str(x).strip() for x in labels})  # type: ignore[attr-defined]
+        if clean != node.labels:
+            node.labels = clean
 
 
 def register_node(
@@ -94,6 +139,8 @@ def register_node(
         cores=info.cores,
         platform=(info.platform or "")[:128] or None,
         version=(info.version or "")[:64] or None,
+        engines=dict(sorted(info.engines.items())) if info.engines is not None else None,
+        labels=sorted({x.strip() for x in info.labels}) if info.labels is not None else None,
         token_hash=hash_token(token),
         claim_code=_new_code(session, hooks, now),
         claim_expires_at=now + lifetime,
@@ -134,6 +181,7 @@ def claim_status(
             owner=owner.username if owner else None,
             name=node.name,
             max_parallel=node.max_parallel,
+            sharing=sharing_summary(grants_of(session, node.id or 0)),
         )
     if node.claim_code is None or node.claim_expires_at is None or node.claim_expires_at <= now:
         node.claim_code = _new_code(session, hooks, now)
@@ -253,19 +301,31 @@ def mark_offline_nodes(
         .values(status=NodeStatus.OFFLINE.value)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 def delete_stale_nodes(session: Session, *, days: int = 30, now: datetime | None = None) -> int:
     """Delete nodes offline (or never claimed) for ``days``; chunk history keeps its rows."""
+    return len(delete_stale_node_ids(session, days=days, now=now))
+
+
+def delete_stale_node_ids(
+    session: Session, *, days: int = 30, now: datetime | None = None
+) -> list[int]:
+    """:func:`delete_stale_nodes`, returning the deleted nodes' ids (to announce with
+    ``hooks.node_removed`` after the commit). Does not commit."""
     now = now or utcnow()
-    result = session.execute(
-        sa.delete(Node).where(
-            col(Node.status).in_((NodeStatus.OFFLINE.value, NodeStatus.PENDING.value)),
-            col(Node.last_seen_at) < now - timedelta(days=days),
-        )
+    ids = list(
+        session.exec(
+            select(Node.id).where(
+                col(Node.status).in_((NodeStatus.OFFLINE.value, NodeStatus.PENDING.value)),
+                col(Node.last_seen_at) < now - timedelta(days=days),
+            )
+        ).all()
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if ids:
+        session.execute(sa.delete(Node).where(col(Node.id).in_(ids)))
+    return [i for i in ids if i is not None]
 
 
 __all__ = [
@@ -275,6 +335,7 @@ __all__ = [
     "claim_and_announce",
     "claim_node",
     "claim_status",
+    "delete_stale_node_ids",
     "delete_stale_nodes",
     "find_pending_node",
     "mark_offline_nodes",

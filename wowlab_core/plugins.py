@@ -1,14 +1,17 @@
-"""The plugin manager, the built-in plugins, and the typed facade through which hooks are called.
+"""The plugin manager: the built-in plugins, the entry points, and what could not be loaded.
 
 Built-in features are plugins too: :data:`DEFAULT_PLUGINS` lists the core's own modules;
 the optional packages (engine, transports, GUI, portal) and third-party plugins are found
-through the entry-point group ``wowlab``, loaded once. A plugin that fails to import is
-recorded as unavailable with the reason and the pip command that fixes it.
+through the entry-point group ``wowlab``, loaded once. Each plugin is checked on its own: one
+that fails to import (a missing dependency: *unavailable*; anything else: *broken*) or whose
+hooks do not match the specs (a misspelt hook name, a wrong argument name: *broken*) is
+recorded with the reason and the pip command that fixes it, and the others load normally.
+Registration hooks are isolated the same way at call time (:mod:`wowlab_core.hooks`).
 
 Environment switches:
     ``WOWLAB_DISABLE_PLUGINS``: comma-separated entry-point names not to load (``*``: all).
     ``WOWLAB_LOAD_PLUGINS``: comma-separated allow-list of entry-point names.
-    ``WOWLAB_TRACE_PLUGINS``: print every hook call to stderr.
+    ``WOWLAB_TRACE_PLUGINS``: print every hook call to stderr, event listeners included.
 """
 
 from __future__ import annotations
@@ -16,29 +19,26 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import sys
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pluggy
 
 from wowlab_core import hookspecs
-from wowlab_core.errors import EngineUnavailable, TransportUnavailable
-
-if TYPE_CHECKING:
-    import click
-    from fastapi import FastAPI
-
-    from wowlab_core.cache import CacheSettings, ConfigCache
-    from wowlab_core.engines import Engine
-    from wowlab_core.models import Node, NodeAccess, SimChunk, SimJob, User
-    from wowlab_core.planning import Capacity, ChunkPlan
-    from wowlab_core.results import ChunkResult
-    from wowlab_core.transport import TransportFactory
+from wowlab_core.hooks import (
+    Hooks,
+    PluginProblem,
+    Provided,
+    default_engine_name,
+    first_line,
+    plugin_state,
+    unknown_hooks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,9 @@ EXTRAS: dict[str, str] = {
     "wowlab_portal": "portal",
 }
 
+#: Kept for code written against the first plugin API: a problem is a :class:`PluginProblem`.
+UnavailablePlugin = PluginProblem
+
 
 @dataclass(frozen=True)
 class PluginInfo:
@@ -66,30 +69,24 @@ class PluginInfo:
     version: str
     hooks: tuple[str, ...]
     builtin: bool
+    dist: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
+    def to_dict(self, provided: Provided | None = None) -> dict[str, Any]:
+        """JSON-ready form, with what the plugin provides if known."""
+        out: dict[str, Any] = {
             "name": self.name,
             "module": self.module,
             "version": self.version,
             "hooks": list(self.hooks),
             "builtin": self.builtin,
         }
-
-
-@dataclass(frozen=True)
-class UnavailablePlugin:
-    """A plugin that could not be loaded, why, and how to fix it."""
-
-    name: str
-    module: str
-    reason: str
-    fix: str
-
-    def to_dict(self) -> dict[str, str]:
-        """JSON-ready form."""
-        return {"name": self.name, "module": self.module, "reason": self.reason, "fix": self.fix}
+        if provided is not None:
+            out |= {
+                "engines": provided.engines,
+                "transports": provided.transports,
+                "commands": provided.commands,
+            }
+        return out
 
 
 @dataclass
@@ -98,7 +95,31 @@ class PluginRegistry:
 
     pm: pluggy.PluginManager
     loaded: list[PluginInfo] = field(default_factory=list)
-    unavailable: list[UnavailablePlugin] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[PluginProblem]:
+        """Plugins not in use: unavailable or broken (found at load or at call time)."""
+        return list(plugin_state(self.pm).problems)
+
+    @property
+    def unavailable(self) -> list[PluginProblem]:
+        """Plugins whose dependencies are not installed."""
+        return [p for p in self.problems if p.kind == "unavailable"]
+
+    @property
+    def broken(self) -> list[PluginProblem]:
+        """Plugins that are faulty themselves."""
+        return [p for p in self.problems if p.kind == "broken"]
+
+    @property
+    def in_use(self) -> list[PluginInfo]:
+        """Loaded plugins that have not been found broken since."""
+        bad = {p.name for p in self.problems}
+        return [p for p in self.loaded if p.name not in bad]
+
+    def hooks(self) -> Hooks:
+        """The typed facade over this registry's plugin manager."""
+        return Hooks(self.pm)
 
 
 def _env_names(var: str) -> set[str] | None:
@@ -108,49 +129,73 @@ def _env_names(var: str) -> set[str] | None:
     return {n.strip() for n in raw.split(",") if n.strip()}
 
 
-def _fix_for(module: str, dist: str | None, exc: BaseException) -> str:
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement_name(requirement: str) -> tuple[str, str | None]:
+    """``("PyJWT", None)`` from ``PyJWT>=2``; ``("numba", "engine")`` from
+    ``numba>=0.60; extra == "engine"``."""
+    name = re.split(r"[\s;<>=!~\[(@]", requirement.strip(), maxsplit=1)[0]
+    extra = re.search(r"""extra\s*==\s*["']([^"']+)["']""", requirement)
+    return name, extra.group(1) if extra else None
+
+
+def _installed(dist: str) -> bool:
+    try:
+        metadata.distribution(dist)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def _missing_dependency_fix(missing: str, dist: str | None) -> str | None:
+    """The pip command that brings the import ``missing``, from distribution metadata."""
+    providers = metadata.packages_distributions().get(missing)
+    if providers:  # installed but broken, or provided under another import name
+        return f"pip install --force-reinstall {providers[0]}"
+    if dist is None:
+        return None
+    wanted = _normalize(missing)
+    candidates: list[tuple[str, str | None]] = []
+    for requirement in metadata.requires(dist) or []:
+        name, extra = _requirement_name(requirement)
+        if not _installed(name):
+            candidates.append((name, extra))
+    named = [
+        c
+        for c in candidates
+        if _normalize(c[0]) in (wanted, f"py{wanted}", f"python-{wanted}", f"{wanted}-python")
+    ]
+    chosen = named[0] if named else candidates[0] if len(candidates) == 1 else None
+    if chosen is None:
+        return None
+    name, extra = chosen
+    return f"pip install '{dist}[{extra}]'" if extra else f"pip install {name}"
+
+
+def fix_for(module: str, dist: str | None, exc: BaseException) -> tuple[str, bool]:
+    """The pip command that fixes a failed import, and whether a dependency is missing."""
     top = module.split(".", 1)[0]
-    if top in EXTRAS:
-        return f"pip install 'wowlab[{EXTRAS[top]}]'"
     missing = getattr(exc, "name", None)
-    if missing and missing.split(".", 1)[0] != top:
-        return f"pip install {missing.split('.', 1)[0]}"
-    return f"pip install --force-reinstall {dist or top}"
+    missing_top = missing.split(".", 1)[0] if missing else None
+    if top in EXTRAS and isinstance(exc, ImportError):
+        return f"pip install 'wowlab[{EXTRAS[top]}]'", True
+    if isinstance(exc, ModuleNotFoundError) and missing_top and missing_top != top:
+        found = _missing_dependency_fix(missing_top, dist)
+        return found or f"pip install {missing_top}", True
+    return f"pip install --force-reinstall {dist or top}", False
 
 
-def _hook_names(pm: pluggy.PluginManager, plugin: object) -> tuple[str, ...]:
-    callers = pm.get_hookcallers(plugin) or []
-    return tuple(sorted(c.name for c in callers))
-
-
-def _version_of(module: ModuleType, dist: str | None) -> str:
+def _version_of(module: object, dist: str | None) -> str:
     if dist:
         try:
             return metadata.version(dist)
         except metadata.PackageNotFoundError:
             pass
-    return str(getattr(module, "__version__", "")) or "unknown"
-
-
-def build_registry(*, load_entry_points: bool = True) -> PluginRegistry:
-    """Create a plugin manager with the built-in plugins and (optionally) the entry points."""
-    pm = pluggy.PluginManager("wowlab")
-    pm.add_hookspecs(hookspecs)
-    registry = PluginRegistry(pm=pm)
-    if os.environ.get("WOWLAB_TRACE_PLUGINS"):
-        pm.trace.root.setwriter(lambda msg: sys.stderr.write(str(msg)))
-        pm.enable_tracing()
-    core_version = _core_version()
-    for module_name in DEFAULT_PLUGINS:
-        module = importlib.import_module(module_name)
-        pm.register(module, name=module_name)
-        registry.loaded.append(
-            PluginInfo(module_name, module_name, core_version, _hook_names(pm, module), True)
-        )
-    if load_entry_points:
-        _load_entry_points(registry)
-    pm.check_pending()
-    return registry
+    if isinstance(module, ModuleType):
+        return str(getattr(module, "__version__", "")) or "unknown"
+    return "unknown"
 
 
 def _core_version() -> str:
@@ -160,11 +205,93 @@ def _core_version() -> str:
         return "unknown"
 
 
+def _hook_names(pm: pluggy.PluginManager, plugin: object) -> tuple[str, ...]:
+    callers = pm.get_hookcallers(plugin) or []
+    return tuple(sorted(c.name for c in callers))
+
+
+def build_registry(*, load_entry_points: bool = True) -> PluginRegistry:
+    """Create a plugin manager with the built-in plugins and (optionally) the entry points."""
+    pm = pluggy.PluginManager("wowlab")
+    pm.add_hookspecs(hookspecs)
+    registry = PluginRegistry(pm=pm)
+    if plugin_state(pm).trace:
+        pm.trace.root.setwriter(lambda msg: sys.stderr.write(str(msg)))
+        pm.enable_tracing()
+    core_version = _core_version()
+    for module_name in DEFAULT_PLUGINS:
+        module = importlib.import_module(module_name)
+        _add(registry, module, module_name, module_name, None, version=core_version)
+    if load_entry_points:
+        _load_entry_points(registry)
+    pm.check_pending()
+    return registry
+
+
+def _add(
+    registry: PluginRegistry,
+    plugin: object,
+    name: str,
+    module: str,
+    dist: str | None,
+    *,
+    version: str | None = None,
+) -> None:
+    """Register one plugin and check its hooks against the specs; a mismatch makes it broken.
+
+    ``version`` is given for the built-in plugins (the core's version), which are the only
+    ones registered without a distribution.
+    """
+    pm = registry.pm
+    state = plugin_state(pm)
+    state.modules[name] = module
+    if dist:
+        state.dists[name] = dist
+    try:
+        pm.register(plugin, name=name)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        # A hook whose arguments are not the spec's, or a name registered twice.
+        Hooks(pm).broken(name, "validate", _validation_reason(pm, exc))
+        return
+    problems = unknown_hooks(pm, plugin)
+    if problems:
+        Hooks(pm).broken(name, "validate", "; ".join(problems))
+        return
+    builtin = version is not None
+    registry.loaded.append(
+        PluginInfo(
+            name,
+            module,
+            version or _version_of(plugin, dist),
+            _hook_names(pm, plugin),
+            builtin,
+            dist=dist,
+        )
+    )
+
+
+def _validation_reason(pm: pluggy.PluginManager, exc: Exception) -> str:
+    """pluggy's validation message, shortened to what a plugin author needs."""
+    text = re.sub(r"\s+", " ", str(exc)).strip()
+    hook = re.search(r"for hook '(\w+)'", text)
+    args = re.search(r"Argument\(s\) \{(.*?)\}", text)
+    if hook and args:
+        caller = getattr(pm.hook, hook.group(1), None)
+        spec = caller.spec if caller is not None else None
+        known = ", ".join(spec.argnames) if spec is not None else "?"
+        return (
+            f"{hook.group(1)} takes {args.group(1)}, which the hook does not pass "
+            f"(it passes: {known})"
+        )
+    return text
+
+
 def _load_entry_points(registry: PluginRegistry) -> None:
     disabled = _env_names("WOWLAB_DISABLE_PLUGINS") or set()
     allowed = _env_names("WOWLAB_LOAD_PLUGINS")
     if "*" in disabled:
         return
+    state = plugin_state(registry.pm)
     seen: set[str] = set()
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if (
@@ -177,20 +304,22 @@ def _load_entry_points(registry: PluginRegistry) -> None:
         dist = ep.dist.name if ep.dist is not None else None
         try:
             plugin = ep.load()
-        except Exception as exc:  # an optional dependency missing, or a broken plugin
-            reason = f"{type(exc).__name__}: {exc}"
-            registry.unavailable.append(
-                UnavailablePlugin(ep.name, ep.value, reason, _fix_for(ep.value, dist, exc))
+        except Exception as exc:  # a dependency missing, or a broken plugin
+            fix, missing = fix_for(ep.value, dist, exc)
+            problem = PluginProblem(
+                name=ep.name,
+                module=ep.value,
+                stage="import",
+                reason=first_line(exc),
+                fix=fix,
+                kind="unavailable" if missing else "broken",
             )
-            log.debug("plugin %s unavailable: %s", ep.name, reason)
+            state.problems.append(problem)
+            log.debug("plugin %s %s: %s", ep.name, problem.kind, problem.reason)
             continue
         if registry.pm.is_registered(plugin):
             continue
-        registry.pm.register(plugin, name=ep.name)
-        version = _version_of(plugin, dist) if isinstance(plugin, ModuleType) else "unknown"
-        registry.loaded.append(
-            PluginInfo(ep.name, ep.value, version, _hook_names(registry.pm, plugin), False)
-        )
+        _add(registry, plugin, ep.name, ep.value, dist)
 
 
 _lock = threading.Lock()
@@ -213,151 +342,6 @@ def reset_registry() -> None:
         _registry = None
 
 
-class Hooks:
-    """Typed facade over the hooks: the only place that calls ``pm.hook``."""
-
-    def __init__(self, pm: pluggy.PluginManager) -> None:
-        self.pm = pm
-
-    # registration
-    def engines(self) -> dict[str, Engine]:
-        """All registered engines by name."""
-        found: dict[str, Engine] = {}
-
-        def register(engine: Engine) -> None:
-            name = getattr(engine, "name", None)
-            if not isinstance(name, str) or not name:
-                raise TypeError(f"engine {engine!r} has no name")
-            if name in found:
-                raise ValueError(f"two plugins register an engine named {name!r}")
-            found[name] = engine
-
-        self.pm.hook.wowlab_register_engines(register=register)
-        return found
-
-    def engine(self, name: str | None) -> Engine:
-        """The engine of that name (None: the default), or :class:`EngineUnavailable`."""
-        engines = self.engines()
-        if name is None:
-            name = default_engine_name(engines)
-            if name is None:
-                raise EngineUnavailable("no engine is installed; run: pip install 'wowlab[engine]'")
-        if name not in engines:
-            known = ", ".join(sorted(engines)) or "none"
-            raise EngineUnavailable(f"unknown engine {name!r} (installed: {known})", field="engine")
-        return engines[name]
-
-    def transports(self) -> dict[str, TransportFactory]:
-        """All registered transport factories by name."""
-        found: dict[str, TransportFactory] = {}
-
-        def register(name: str, factory: TransportFactory) -> None:
-            if name in found:
-                raise ValueError(f"two plugins register a transport named {name!r}")
-            if not callable(factory):
-                raise TypeError(f"transport {name!r} factory is not callable")
-            found[name] = factory
-
-        self.pm.hook.wowlab_register_transports(register=register)
-        return found
-
-    def transport(self, name: str) -> TransportFactory:
-        """The transport factory of that name, or :class:`TransportUnavailable`."""
-        transports = self.transports()
-        if name not in transports:
-            known = ", ".join(sorted(transports)) or "none"
-            raise TransportUnavailable(
-                f"unknown transport {name!r} (installed: {known})", field="transport"
-            )
-        return transports[name]
-
-    def register_commands(self, cli: click.Group) -> None:
-        """Let plugins add CLI commands."""
-        self.pm.hook.wowlab_register_commands(cli=cli)
-
-    # claim
-    def claim_code(self) -> str | None:
-        """A plugin-made claim code, or None."""
-        result: str | None = self.pm.hook.wowlab_claim_code()
-        return result
-
-    def node_claimed(self, *, node: Node, user: User) -> None:
-        """Announce a claim."""
-        self._notify("wowlab_node_claimed", node=node, user=user)
-
-    # scheduler
-    def plan_chunks(self, *, job: SimJob, capacity: Capacity) -> Sequence[ChunkPlan] | None:
-        """A plugin's chunk plan, or None."""
-        result: Sequence[ChunkPlan] | None = self.pm.hook.wowlab_plan_chunks(
-            job=job, capacity=capacity
-        )
-        return result
-
-    def chunk_size(self, *, job: SimJob, capacity: Capacity) -> int | None:
-        """A plugin's chunk size, or None."""
-        result: int | None = self.pm.hook.wowlab_chunk_size(job=job, capacity=capacity)
-        return result
-
-    # cache
-    def config_cache(self, *, settings: CacheSettings) -> ConfigCache | None:
-        """A plugin-provided config cache, or None."""
-        result: ConfigCache | None = self.pm.hook.wowlab_config_cache(settings=settings)
-        return result
-
-    # access
-    def can_use_node(self, *, user: User, node: Node, grants: Sequence[NodeAccess]) -> bool:
-        """False if any plugin vetoes the use."""
-        answers = self.pm.hook.wowlab_can_use_node(user=user, node=node, grants=grants)
-        return all(answer is not False for answer in answers)
-
-    def has_access_veto(self) -> bool:
-        """Whether any plugin implements ``wowlab_can_use_node`` (lets queries skip the check)."""
-        return bool(self.pm.hook.wowlab_can_use_node.get_hookimpls())
-
-    def user_groups(self, *, user: User) -> set[int]:
-        """Extra guild ids from plugins."""
-        groups: set[int] = set()
-        for answer in self.pm.hook.wowlab_user_groups(user=user):
-            if answer:
-                groups.update(int(g) for g in answer)
-        return groups
-
-    def has_user_groups(self) -> bool:
-        """Whether any plugin implements ``wowlab_user_groups``."""
-        return bool(self.pm.hook.wowlab_user_groups.get_hookimpls())
-
-    # portal
-    def portal_routers(self, *, app: FastAPI) -> None:
-        """Let plugins add routes to the portal."""
-        self.pm.hook.wowlab_portal_routers(app=app)
-
-    # events
-    def chunk_completed(self, *, chunk: SimChunk, result: ChunkResult) -> None:
-        """Announce an accepted chunk result."""
-        self._notify("wowlab_chunk_completed", chunk=chunk, result=result)
-
-    def job_finished(self, *, job: SimJob) -> None:
-        """Announce a finished job."""
-        self._notify("wowlab_job_finished", job=job)
-
-    def _notify(self, hook_name: str, **kwargs: Any) -> None:
-        # An event listener must not break the coordinator: log its failure and go on.
-        caller = getattr(self.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):
-            try:
-                impl.function(**{k: kwargs[k] for k in impl.argnames})
-            except Exception:
-                log.exception("plugin %s failed in %s", impl.plugin_name, hook_name)
-
-
-def default_engine_name(engines: dict[str, Engine]) -> str | None:
-    """The engine ``wowlab sim`` uses when none is named: ``numba`` if present."""
-    for preferred in ("numba", "reference"):
-        if preferred in engines:
-            return preferred
-    return sorted(engines)[0] if engines else None
-
-
 def get_hooks() -> Hooks:
     """The facade over the process-wide registry."""
     return Hooks(get_registry().pm)
@@ -369,10 +353,12 @@ __all__ = [
     "EXTRAS",
     "Hooks",
     "PluginInfo",
+    "PluginProblem",
     "PluginRegistry",
     "UnavailablePlugin",
     "build_registry",
     "default_engine_name",
+    "fix_for",
     "get_hooks",
     "get_registry",
     "reset_registry",

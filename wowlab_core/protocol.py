@@ -63,13 +63,20 @@ class NodeCredentials(_Message):
 
 @dataclass(frozen=True)
 class NodeInfo(_Message):
-    """What a node says about itself when it registers."""
+    """What a node says about itself when it registers.
+
+    ``engines`` maps each engine the node can run to its version: chunks go only to
+    nodes that run the job's engine at the job's version (None: the node did not say,
+    and gets any chunk). ``labels`` are free-form tags access rules can look at.
+    """
 
     name: str
     max_parallel: int = 1
     cores: int | None = None
     platform: str | None = None
     version: str | None = None
+    engines: dict[str, str] | None = None
+    labels: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -94,16 +101,68 @@ class ClaimStatus(_Message):
     max_parallel: int | None = None
     #: How often the coordinator wants heartbeats (its leases last a few times longer).
     heartbeat_seconds: float | None = None
+    #: Who may use the node besides its owner (``owner only``, ``friends, 1 guild``,
+    #: ``everyone`` ...), for the node's own display; None: the coordinator does not say.
+    sharing: str | None = None
+
+
+@dataclass(frozen=True)
+class RunningChunk(_Message):
+    """A chunk a node is running, named in its heartbeat by the lease it holds."""
+
+    chunk_id: int
+    lease_token: str
+    #: Iterations of the chunk done so far (for progress displays).
+    iterations_done: int = 0
+
+
+@dataclass(frozen=True)
+class Heartbeat(_Message):
+    """What a node says in a heartbeat: every chunk it is running, and what it can run.
+
+    Only the leases named here are extended; every other lease the node's identity holds
+    is released (a node that restarted, or whose lease call failed after the lease was
+    committed, does not keep a chunk forever). So a node must not send a heartbeat while
+    a lease call of its own is still unanswered. ``engines`` and ``labels`` (None: no
+    change) update what the node advertised at registration.
+    """
+
+    running: list[RunningChunk] = field(default_factory=list)
+    engines: dict[str, str] | None = None
+    labels: list[str] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Heartbeat:
+        """Build from a JSON object; ``running`` is required (an empty list is fine)."""
+        if not isinstance(data, dict):
+            raise InvalidRequest("Heartbeat must be a JSON object")
+        raw = data.get("running")
+        if not isinstance(raw, list):
+            raise InvalidRequest("running must be a list of running chunks", field="running")
+        running = [
+            item if isinstance(item, RunningChunk) else RunningChunk.from_dict(item) for item in raw
+        ]
+        return cls(running=running, engines=data.get("engines"), labels=data.get("labels"))
 
 
 @dataclass(frozen=True)
 class HeartbeatReply(_Message):
-    """The coordinator's answer to a heartbeat."""
+    """The coordinator's answer to a heartbeat.
+
+    ``cancelled_chunks``: chunks named in the heartbeat that the node should stop (their
+    job ended, or the lease is no longer the node's). ``released_chunks``: chunks the
+    identity held that the heartbeat did not name, now handed back.
+    """
 
     status: str
     cancelled_chunks: list[int] = field(default_factory=list)
     max_parallel: int | None = None
     heartbeat_seconds: float | None = None
+    released_chunks: list[int] = field(default_factory=list)
+    #: The owner's user name and the node's sharing, as in :class:`ClaimStatus` (None:
+    #: not said), so a node's display follows changes made on the portal.
+    owner: str | None = None
+    sharing: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +178,11 @@ class Lease(_Message):
     iterations: int
     lease_token: str
     expires_at: datetime | None
+    #: Heartbeats cannot extend the lease past this (from the chunk's expected cost).
+    deadline_at: datetime | None = None
+    #: Wall seconds the node may spend on the chunk before it stops it and reports it
+    #: ``over-budget`` (derived from the chunk's expected cost); None: the node's own cap.
+    budget_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +202,15 @@ class Completion(_Message):
     lease_token: str
     result: dict[str, Any]
     elapsed_seconds: float | None = None
+
+
+class FailReason(StrEnum):
+    """Why a node gives a chunk up (the ``reason`` of a fail call)."""
+
+    ERROR = "error"  # the engine or the node failed: counts toward failing the job
+    #: The chunk ran past its time budget and was stopped: not the node's fault; the
+    #: coordinator cuts the chunk smaller.
+    OVER_BUDGET = "over-budget"
 
 
 class Outcome(StrEnum):
@@ -163,10 +236,13 @@ __all__ = [
     "Completion",
     "CompletionOutcome",
     "ConfigPayload",
+    "FailReason",
+    "Heartbeat",
     "HeartbeatReply",
     "Lease",
     "NodeCredentials",
     "NodeInfo",
     "Outcome",
     "Registration",
+    "RunningChunk",
 ]

@@ -11,8 +11,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from wowlab_core.compare import PREFIX as COMPARE_PREFIX
 from wowlab_core.engines import Engine
 from wowlab_core.results import ChunkResult, histogram_bins, summarize
+
+#: Version of the report's JSON. 2: ``dps`` has p1, p5, p95 and p99, quantiles interpolated
+#: within 0.1 % buckets, and ``histogram`` bins without holes. Reports without the field
+#: are version 1 (quartiles of 1 % buckets; stored jobs keep them, readers accept both).
+REPORT_VERSION = 2
 
 
 def build_report(
@@ -28,6 +34,7 @@ def build_report(
     """The report (without ``timing``) of a merged result."""
     summary = summarize(merged)
     report: dict[str, Any] = {
+        "report_version": REPORT_VERSION,
         "engine": {"name": engine_name, "version": engine.version if engine else None},
         "config_hash": config_hash,
         "seed": seed,
@@ -38,6 +45,13 @@ def build_report(
     }
     if target_error is not None:
         report["target_error"] = target_error
+        # The same test the scheduler uses to decide on another round (jobs.finalize_job).
+        report["target_error_reached"] = not summary.error_pct > target_error
+    # A compare job's exact per-variant sums (see wowlab_core.compare): what the staged
+    # runs of a profile set add up, whatever the engine.
+    compare_sums = {k: v for k, v in merged.metrics.items() if k.startswith(COMPARE_PREFIX)}
+    if compare_sums:
+        report["compare_sums"] = dict(sorted(compare_sums.items()))
     if engine is not None and prepared is not None:
         report.update(engine.report_sections(prepared, merged))
     else:
@@ -60,4 +74,4 @@ def dumps_report(report: dict[str, Any]) -> str:
     return json.dumps(report, sort_keys=True, indent=2, ensure_ascii=False)
 
 
-__all__ = ["build_report", "dumps_report", "timing_section"]
+__all__ = ["REPORT_VERSION", "build_report", "dumps_report", "timing_section"]

@@ -3,71 +3,67 @@
 Every engine reports a chunk as a :class:`ChunkResult` of exact integers: the number of
 iterations, the sum and the sum of squares of the per-iteration value (DPS in fixed point,
 ``VALUE_SCALE`` units per DPS), min, max, a sparse histogram over fixed job-independent
-buckets, and named integer metrics (per-ability damage, aura uptime, events ...). Merging
-adds integers, so a job's merged result (and its report) is bit-identical however it was
-chunked, retried or spread over nodes. The seed design's weighted mean of chunk means lost
-the spread (defect 7); this keeps it exactly.
+buckets at most 0.1 % wide (:mod:`wowlab_core.histogram`), and named integer metrics
+(per-ability damage, aura uptime, events ...; a metric whose name ends in ``.min`` or
+``.max`` is an extreme, merged by min or max). Merging is exact, so a job's merged result
+(and its report) is bit-identical however it was chunked, retried or spread over nodes.
+The seed design's weighted mean of chunk means lost the spread (defect 7); this keeps it
+exactly.
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from wowlab_core.errors import ResultInvalid
+from wowlab_core.histogram import (
+    BUCKET_COUNT,
+    HISTOGRAM_FORMAT,
+    Distribution,
+    bucket_index,
+    bucket_midpoint,
+    bucket_range,
+    convert_legacy_histogram,
+    legacy_bucket_index,
+)
 
 #: Per-iteration values are integers in units of 1/VALUE_SCALE (milli-DPS).
 VALUE_SCALE = 1000
 #: z for a two-sided 95 % interval, as SimulationCraft uses.
 Z95 = 1.96
-#: Bucket widths grow by 1 % of their lower bound, so a bucket's midpoint is within 0.5 %.
-BUCKET_GROWTH_DIVISOR = 100
 #: Values at or above this are rejected (about 9.2e15 DPS in milli-DPS units).
 MAX_VALUE = 2**63 - 1
 #: A result may carry at most this many metrics (an untrusted node must not flood memory).
 MAX_METRICS = 20_000
 MAX_METRIC_NAME = 200
+#: The quantiles of the report, by their name in ``Summary.to_dict``.
+PERCENTILES: tuple[tuple[str, float], ...] = (
+    ("p1", 0.01),
+    ("p5", 0.05),
+    ("q1", 0.25),
+    ("median", 0.5),
+    ("q3", 0.75),
+    ("p95", 0.95),
+    ("p99", 0.99),
+)
 
 
-@lru_cache(maxsize=1)
-def bucket_bounds() -> tuple[int, ...]:
-    """Lower bounds of the histogram buckets for non-negative values.
-
-    Integer-only recurrence (``b + max(1, b // 100)``), so every machine builds the same
-    table: widths 1 below 100, then about 1 % of the value.
-    """
-    bounds = [0]
-    b = 0
-    while b < MAX_VALUE:
-        b += max(1, b // BUCKET_GROWTH_DIVISOR)
-        bounds.append(min(b, MAX_VALUE))
-    return tuple(bounds)
+#: Metrics whose names end so are extremes (``ability.x.hit.min``), merged by min / max;
+#: every other metric is a sum.
+MIN_SUFFIX = ".min"
+MAX_SUFFIX = ".max"
 
 
-def bucket_index(value: int) -> int:
-    """Histogram bucket of an integer value. Negative values mirror into negative indices."""
-    if value < 0:
-        return -bucket_index(-value) - 1
-    return bisect_right(bucket_bounds(), value) - 1
-
-
-def bucket_range(index: int) -> tuple[int, int]:
-    """The half-open value range ``[low, high)`` of bucket ``index``."""
-    if index < 0:
-        low, high = bucket_range(-index - 1)
-        return -high + 1, -low + 1
-    bounds = bucket_bounds()
-    return bounds[index], bounds[index + 1]
-
-
-def bucket_midpoint(index: int) -> int:
-    """A bucket's representative value (the integer midpoint of its range)."""
-    low, high = bucket_range(index)
-    return (low + high - 1) // 2
+def merge_metric(name: str, a: int, b: int) -> int:
+    """Two chunks' values of metric ``name`` merged: min, max or (usually) the sum."""
+    if name.endswith(MIN_SUFFIX):
+        return min(a, b)
+    if name.endswith(MAX_SUFFIX):
+        return max(a, b)
+    return a + b
 
 
 def _is_int(value: object) -> bool:
@@ -85,7 +81,8 @@ class ChunkResult:
         total_sq: sum of the squares of the per-iteration values.
         minimum: smallest per-iteration value.
         maximum: largest per-iteration value.
-        histogram: bucket index -> number of iterations (sparse; see :func:`bucket_index`).
+        histogram: bucket index -> number of iterations (sparse; see
+            :func:`wowlab_core.histogram.bucket_index`).
         metrics: named integer sums (``ability.fireball.damage``, ``events`` ...).
     """
 
@@ -139,7 +136,7 @@ class ChunkResult:
             histogram[b] = histogram.get(b, 0) + n
         metrics = dict(self.metrics)
         for k, v in other.metrics.items():
-            metrics[k] = metrics.get(k, 0) + v
+            metrics[k] = merge_metric(k, metrics[k], v) if k in metrics else v
         return ChunkResult(
             seed_offset=self.seed_offset,
             count=self.count + other.count,
@@ -154,6 +151,7 @@ class ChunkResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (histogram keys become strings, sorted numerically)."""
         return {
+            "histogram_format": HISTOGRAM_FORMAT,
             "seed_offset": self.seed_offset,
             "count": self.count,
             "total": self.total,
@@ -166,7 +164,10 @@ class ChunkResult:
 
     @classmethod
     def from_dict(cls, data: Any) -> ChunkResult:
-        """Parse and check an untrusted result (as sent by a node).
+        """Parse and check an untrusted result (as sent by a node, or stored).
+
+        A result without ``histogram_format`` (format 1: ~1 % buckets, from nodes and
+        databases before format 2) is checked against its own buckets, then converted.
 
         Raises:
             ResultInvalid: a field is missing, not an integer, or inconsistent.
@@ -179,11 +180,20 @@ class ChunkResult:
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ResultInvalid(f"result.{name} must be an integer", field=f"result.{name}")
             ints[name] = value
+        fmt = data.get("histogram_format", 1)
+        if not _is_int(fmt) or fmt not in (1, HISTOGRAM_FORMAT):
+            raise ResultInvalid(
+                f"result.histogram_format {fmt!r} is not known (upgrade the portal?)",
+                field="result.histogram_format",
+            )
         raw_hist = data.get("histogram", {})
         raw_metrics = data.get("metrics", {})
         if not isinstance(raw_hist, Mapping) or not isinstance(raw_metrics, Mapping):
             raise ResultInvalid("result.histogram and result.metrics must be objects")
-        if len(raw_metrics) > MAX_METRICS or len(raw_hist) > len(bucket_bounds()) * 2:
+        # Each bucket holds at least one iteration, and there are 2 x BUCKET_COUNT in all.
+        if len(raw_metrics) > MAX_METRICS or len(raw_hist) > min(
+            2 * BUCKET_COUNT, max(ints["count"], 0)
+        ):
             raise ResultInvalid("result has too many metrics or histogram buckets")
         histogram: dict[int, int] = {}
         for k, v in raw_hist.items():
@@ -201,12 +211,30 @@ class ChunkResult:
             if not _is_int(v):
                 raise ResultInvalid(f"result.metrics[{k}] must be an integer")
             metrics[k] = v
+        if fmt == 1:
+            legacy = cls(histogram={}, metrics=metrics, **ints)
+            legacy.check_sums()
+            low = legacy_bucket_index(legacy.minimum)
+            high = legacy_bucket_index(legacy.maximum)
+            if any(b < low or b > high for b in histogram):
+                raise ResultInvalid("result.histogram has buckets outside [minimum, maximum]")
+            histogram = convert_legacy_histogram(histogram, legacy.minimum, legacy.maximum)
         result = cls(histogram=dict(sorted(histogram.items())), metrics=metrics, **ints)
         result.check()
         return result
 
     def check(self) -> None:
         """Raise :class:`ResultInvalid` unless the fields are consistent with each other."""
+        self.check_sums()
+        if sum(self.histogram.values()) != self.count:
+            raise ResultInvalid("result.histogram does not add up to result.count")
+        low = bucket_index(self.minimum)
+        high = bucket_index(self.maximum)
+        if any(b < low or b > high for b in self.histogram):
+            raise ResultInvalid("result.histogram has buckets outside [minimum, maximum]")
+
+    def check_sums(self) -> None:
+        """Raise :class:`ResultInvalid` unless count, sums, extremes and metrics agree."""
         n = self.count
         if n <= 0 or self.seed_offset < 0:
             raise ResultInvalid("result.count must be positive and seed_offset non-negative")
@@ -215,17 +243,16 @@ class ChunkResult:
         # Beyond the bucket table a value has no bucket range (summarize would crash).
         if max(abs(self.minimum), abs(self.maximum)) >= MAX_VALUE:
             raise ResultInvalid("result.minimum or result.maximum is out of range")
-        if sum(self.histogram.values()) != n:
-            raise ResultInvalid("result.histogram does not add up to result.count")
         if not n * self.minimum <= self.total <= n * self.maximum:
             raise ResultInvalid("result.total is outside count x [minimum, maximum]")
-        # Cauchy-Schwarz: n * sum(x^2) >= (sum x)^2.
+        # Cauchy-Schwarz: n * sum(x^2) >= (sum x)^2; and no square exceeds the largest.
         if self.total_sq < 0 or n * self.total_sq < self.total * self.total:
             raise ResultInvalid("result.total_sq is inconsistent with result.total")
-        low = bucket_index(self.minimum)
-        high = bucket_index(self.maximum)
-        if any(b < low or b > high for b in self.histogram):
-            raise ResultInvalid("result.histogram has buckets outside [minimum, maximum]")
+        largest = max(abs(self.minimum), abs(self.maximum))
+        if self.total_sq > n * largest * largest:
+            raise ResultInvalid("result.total_sq is larger than count x maximum squared")
+        if any(abs(v) > MAX_VALUE for v in self.metrics.values()):
+            raise ResultInvalid("a result.metrics value is out of range")
 
 
 def merge_in_seed_order(results: Iterable[ChunkResult]) -> ChunkResult:
@@ -239,20 +266,13 @@ def merge_in_seed_order(results: Iterable[ChunkResult]) -> ChunkResult:
     return merged
 
 
-def _percentile(histogram: Mapping[int, int], count: int, q: float, lo: int, hi: int) -> int:
-    """Nearest-rank percentile from the histogram, clamped to the exact min and max."""
-    rank = max(1, math.ceil(q * count))
-    seen = 0
-    for b, n in sorted(histogram.items()):
-        seen += n
-        if seen >= rank:
-            return min(max(bucket_midpoint(b), lo), hi)
-    return hi
-
-
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """Statistics of a merged result, in value units (DPS, not fixed point)."""
+    """Statistics of a merged result, in value units (DPS, not fixed point).
+
+    ``percentiles`` maps the names of :data:`PERCENTILES` (``p1`` .. ``p99``, with ``q1``,
+    ``median`` and ``q3``) to values interpolated within the 0.1 % buckets.
+    """
 
     iterations: int
     mean: float
@@ -261,9 +281,22 @@ class Summary:
     error_pct: float
     minimum: float
     maximum: float
-    median: float
-    q1: float
-    q3: float
+    percentiles: Mapping[str, float]
+
+    @property
+    def median(self) -> float:
+        """The 50th percentile."""
+        return self.percentiles["median"]
+
+    @property
+    def q1(self) -> float:
+        """The 25th percentile."""
+        return self.percentiles["q1"]
+
+    @property
+    def q3(self) -> float:
+        """The 75th percentile."""
+        return self.percentiles["q3"]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form with values rounded to 3 decimals (deterministic)."""
@@ -275,55 +308,44 @@ class Summary:
             "error_pct": round(self.error_pct, 4),
             "min": round(self.minimum, 3),
             "max": round(self.maximum, 3),
-            "median": round(self.median, 3),
-            "q1": round(self.q1, 3),
-            "q3": round(self.q3, 3),
+            **{name: round(self.percentiles[name], 3) for name, _ in PERCENTILES},
         }
 
 
 def summarize(result: ChunkResult, *, scale: int = VALUE_SCALE) -> Summary:
-    """Mean, standard deviation, 95 % error of the mean, extremes and quartiles.
+    """Mean, standard deviation, 95 % error of the mean, extremes and percentiles.
 
     Variance is computed from the exact integer sums, then converted once to float, so the
-    figures do not depend on how the result was merged.
+    figures do not depend on how the result was merged. Percentiles are within one bucket
+    (0.1 %) of the exact ones.
     """
     n = result.count
     mean = result.total / n / scale
     var_num = n * result.total_sq - result.total * result.total  # exact: n^2 * population var
     std = math.sqrt(var_num / (n * (n - 1))) / scale if n > 1 else 0.0
     error = Z95 * std / math.sqrt(n)
-    hist, lo, hi = result.histogram, result.minimum, result.maximum
+    dist = Distribution(result.histogram, result.minimum, result.maximum)
     return Summary(
         iterations=n,
         mean=mean,
         std=std,
         error95=error,
         error_pct=(error / mean * 100.0) if mean else 0.0,
-        minimum=lo / scale,
-        maximum=hi / scale,
-        median=_percentile(hist, n, 0.5, lo, hi) / scale,
-        q1=_percentile(hist, n, 0.25, lo, hi) / scale,
-        q3=_percentile(hist, n, 0.75, lo, hi) / scale,
+        minimum=result.minimum / scale,
+        maximum=result.maximum / scale,
+        percentiles={name: dist.percentile(q) / scale for name, q in PERCENTILES},
     )
 
 
 def histogram_bins(
-    result: ChunkResult, *, bins: int = 50, scale: int = VALUE_SCALE
+    result: ChunkResult, *, max_bins: int | None = None, scale: int = VALUE_SCALE
 ) -> list[dict[str, float | int]]:
-    """Regroup the fine histogram into at most ``bins`` equal-width display bins."""
-    lo, hi = result.minimum, result.maximum
-    width = max(1, -(-(hi - lo + 1) // bins))
-    counts: dict[int, int] = {}
-    for b, n in result.histogram.items():
-        slot = min((min(max(bucket_midpoint(b), lo), hi) - lo) // width, bins - 1)
-        counts[slot] = counts.get(slot, 0) + n
+    """Display bins of the DPS histogram (see :meth:`Distribution.display_bins`)."""
+    dist = Distribution(result.histogram, result.minimum, result.maximum)
+    bins = dist.display_bins() if max_bins is None else dist.display_bins(max_bins=max_bins)
     return [
-        {
-            "low": round((lo + s * width) / scale, 3),
-            "high": round((lo + (s + 1) * width) / scale, 3),
-            "count": counts.get(s, 0),
-        }
-        for s in range(min(bins, -(-(hi - lo + 1) // width)))
+        {"low": round(low / scale, 3), "high": round(high / scale, 3), "count": count}
+        for low, high, count in bins
     ]
 
 
@@ -336,16 +358,17 @@ def iterations_needed(summary: Summary, target_error_pct: float) -> int:
 
 __all__: Sequence[str] = [
     "MAX_VALUE",
+    "PERCENTILES",
     "VALUE_SCALE",
     "Z95",
     "ChunkResult",
     "Summary",
-    "bucket_bounds",
     "bucket_index",
     "bucket_midpoint",
     "bucket_range",
     "histogram_bins",
     "iterations_needed",
     "merge_in_seed_order",
+    "merge_metric",
     "summarize",
 ]

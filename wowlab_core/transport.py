@@ -1,9 +1,12 @@
 """The node transport contract: how a node reaches the coordinator.
 
 A transport is async and stateless apart from its connection: every call carries the
-node's credentials. Implementations: ``local`` (in-process, this package), ``http``
-(portal), ``mqtt``, ``supabase``. Each must pass the conformance suite in
-:mod:`wowlab_core.testing.conformance`.
+node's credentials. Implementations: ``local`` (:mod:`wowlab_core.transport_local`: a
+coordinator in the node's process, on a database URL), ``http``
+(:mod:`wowlab_core.http_client`, served by the portal) and ``mqtt``
+(``wowlab_transport_mqtt``, through a broker and the bridge the portal runs with
+``wowlab_portal_services``). A plugin adds one with ``wowlab_register_transports``; each must
+pass the conformance suite in :mod:`wowlab_core.testing.conformance`.
 """
 
 from __future__ import annotations
@@ -11,11 +14,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from anyio.abc import TaskStatus
+
 from wowlab_core.protocol import (
     ClaimStatus,
     Completion,
     CompletionOutcome,
     ConfigPayload,
+    Heartbeat,
     HeartbeatReply,
     Lease,
     NodeCredentials,
@@ -42,8 +48,10 @@ class NodeTransport(Protocol):
         or after ``wait`` seconds at most (a long poll)."""
         ...
 
-    async def heartbeat(self, creds: NodeCredentials) -> HeartbeatReply:
-        """Say the node is alive; extends its leases."""
+    async def heartbeat(self, creds: NodeCredentials, beat: Heartbeat) -> HeartbeatReply:
+        """Say the node is alive and name the chunks it runs: their leases are extended,
+        every other lease of the node is handed back. Never sent while a lease call of
+        the same node is unanswered."""
         ...
 
     async def lease(self, creds: NodeCredentials, max_chunks: int) -> list[Lease]:
@@ -61,9 +69,18 @@ class NodeTransport(Protocol):
         ...
 
     async def fail(
-        self, creds: NodeCredentials, chunk_id: int, lease_token: str, error: str
+        self,
+        creds: NodeCredentials,
+        chunk_id: int,
+        lease_token: str,
+        error: str,
+        *,
+        reason: str | None = None,
     ) -> None:
-        """Report that a chunk failed on this node."""
+        """Report that a chunk failed on this node; ``reason`` is a
+        :class:`~wowlab_core.protocol.FailReason` value (``over-budget`` is not the
+        node's fault). A transport written before ``reason`` existed still works: the
+        agent then reports an over-budget chunk as an error."""
         ...
 
     async def release(
@@ -91,4 +108,14 @@ class TransportFactory(Protocol):
     def __call__(self, url: str, **options: Any) -> NodeTransport: ...
 
 
-__all__ = ["NodeTransport", "TransportFactory"]
+class PortalService(Protocol):
+    """A transport's server side run inside the portal (``wowlab_portal_services``).
+
+    The portal starts it with ``await task_group.start(service)``: it calls
+    ``task_status.started()`` once it serves, then runs until cancelled.
+    """
+
+    async def __call__(self, *, task_status: TaskStatus[Any]) -> None: ...
+
+
+__all__ = ["NodeTransport", "PortalService", "TransportFactory"]

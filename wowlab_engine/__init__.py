@@ -5,6 +5,9 @@ exact :class:`wowlab_core.results.ChunkResult` values, identical for a seed howe
 chunked, compiled or not.
 """
 
-__version__ = "0.1.0"
+#: Part of a chunk result's identity (jobs pin it; verification replays under it), so it
+#: changes whenever a result changes: 0.2.0 reports the histogram in format 2 (0.1 %
+#: buckets), and a 0.1.0 node's result would not compare equal to a 0.2.0 node's.
+__version__ = "0.2.0"
 
 __all__ = ["__version__"]

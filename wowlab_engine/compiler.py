@@ -23,6 +23,25 @@ from wowlab_engine.sim import model as M
 #: of at least MIN_ROTATION_COOLDOWN_MS, so the actor cannot loop without time passing.
 MIN_ROTATION_STEP_MS = 50
 MIN_ROTATION_COOLDOWN_MS = 1000
+#: Most buckets of the DPS timeline (1 s each up to this many seconds, then wider).
+DPS_TIMELINE_POINTS = 600
+#: Most buckets of the resource and aura-uptime timelines.
+STATE_TIMELINE_POINTS = 120
+#: Most casts of the sample action sequence (iteration 0).
+SEQUENCE_CAP = 500
+
+
+def timeline_steps(fight_ms: int, vary_ms: int) -> tuple[int, int, int, int]:
+    """DPS-timeline step and points, resource/aura-timeline step and points (ms).
+
+    Steps are whole seconds and the state step is a multiple of the DPS step, so the
+    fight time of a state bucket is the sum of its DPS buckets'.
+    """
+    longest = fight_ms + vary_ms
+    step = 1000 * -(-longest // (1000 * DPS_TIMELINE_POINTS))
+    points = -(-longest // step)
+    state_step = step * -(-points // STATE_TIMELINE_POINTS)
+    return step, points, state_step, -(-longest // state_step)
 
 
 @dataclass(frozen=True)
@@ -172,6 +191,9 @@ def _compile(cfg: SimConfig, res: NameResolver) -> M.Model:
     ints[M.I_EFFECTS] = len(a["ef_aura"])
     ints[M.I_COND_STACK] = cond_stack
     ints[M.I_WORK_CAP] = work_cap
+    steps = timeline_steps(int(ints[M.I_FIGHT_MS]), int(ints[M.I_FIGHT_VARY_MS]))
+    ints[M.I_TL_STEP_MS], ints[M.I_TL_POINTS], ints[M.I_ST_STEP_MS], ints[M.I_ST_POINTS] = steps
+    ints[M.I_SEQ_CAP] = SEQUENCE_CAP
     actor = cfg.actor
     floats = np.zeros(M.N_FLOATS, f64)
     floats[M.F_PRIMARY] = actor.primary_stat
@@ -257,6 +279,7 @@ def _pack(a: dict[str, Any], ints: np.ndarray, floats: np.ndarray) -> M.Model:
     mk = np.concatenate([a["ef_mask"], a["pr_mask"]]).astype(np.int8)
     if len(mk) == 0:
         mk = np.zeros((1, a["ef_mask"].shape[1]), np.int8)
+    mi[M.HEAD, M.I_LONG] = M.MASK + len(mk)
     return M.Model(mi=mi, mf=mf, mk=mk)
 
 

@@ -46,6 +46,11 @@ RATING_PER_PERCENT = {"crit": 700.0, "haste": 660.0, "mastery": 700.0, "versatil
 SCHOOLS = ("physical", "holy", "fire", "nature", "frost", "shadow", "arcane")
 STATS = ("primary", "crit", "haste", "mastery", "versatility")
 
+#: How a spell or aura is named in reports (default: its name, humanised: "Fire Blast").
+Label = Annotated[
+    str | None,
+    Field(None, min_length=1, max_length=80, description="name shown in reports"),
+]
 Name = Annotated[
     str,
     Field(
@@ -166,6 +171,7 @@ class Spell(Model):
     """A spell or ability."""
 
     name: Name
+    label: Label = None
     cast_time: Seconds = 0.0
     channel: Channel | None = None
     gcd: float = Field(1.5, ge=0, le=10)
@@ -269,10 +275,15 @@ class Aura(Model):
     """A buff on the actor or a debuff / DoT on each target."""
 
     name: Name
+    label: Label = None
     on: Literal["player", "target"] = "player"
     duration: Seconds = Field(description="seconds; 0 = until the fight ends")
     max_stacks: int = Field(1, ge=1, le=MAX_STACKS)
-    pandemic: bool = Field(False, description="a refresh keeps up to 30 % of the remaining time")
+    pandemic: bool = Field(
+        False,
+        description="a refresh keeps the time left, up to 30 % of the duration "
+        "(new expiry: now + duration + min(remains, 0.3 x duration))",
+    )
     periodic: Periodic | None = None
     effects: list[Effect] = Field(default_factory=list, max_length=MAX_EFFECTS)
 
@@ -362,13 +373,19 @@ def parse_config(raw: Any) -> SimConfig:
         return SimConfig.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        first = errors[0]
         # Model validators report at the model's own path with a "Value error, " prefix.
-        loc = [p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-        path = format_path(loc)
-        message = str(first["msg"]).removeprefix("Value error, ")
+        problems = [
+            (
+                format_path(
+                    [p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+                ),
+                str(e["msg"]).removeprefix("Value error, "),
+            )
+            for e in errors
+        ]
+        path, message = problems[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigInvalid(f"{path}: {message}{more}", field=path) from None
+        raise ConfigInvalid(f"{path}: {message}{more}", field=path, problems=problems) from None
 
 
 def json_schema() -> dict[str, Any]:

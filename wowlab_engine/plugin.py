@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from wowlab_core.cli.output import Table, emit, output_options
 from wowlab_core.hookspecs import hookimpl
 
 # Fail at load time (so `wowlab plugins` can say how to fix it), not at the first run.
@@ -42,14 +43,23 @@ def schema_command() -> None:
 
 
 @engine_group.command("examples")
-def examples_command() -> None:
-    """List the example configs (run one with `wowlab sim NAME`)."""
+@click.option("--show", "show", metavar="NAME", default=None, help="Print that example's config.")
+@output_options
+def examples_command(show: str | None, output_format: str) -> None:
+    """List the example configs (run one with `wowlab sim NAME`), or print one to start from:
+    `wowlab engine examples --show fire_mage > my_char.json`."""
+    from wowlab_core.errors import InvalidRequest
     from wowlab_engine.example_configs import example_description, example_paths
 
     paths = example_paths()
-    width = max((len(name) for name in paths), default=0)
-    for name, path in paths.items():
-        click.echo(f"{name:<{width}}  {example_description(path)}")
+    if show is not None:
+        if show not in paths:
+            known = ", ".join(sorted(paths)) or "none"
+            raise InvalidRequest(f"no example {show!r} (examples: {known})", field="show")
+        click.echo(paths[show].read_text(encoding="utf-8").rstrip("\n"))
+        return
+    rows = [{"name": name, "description": example_description(p)} for name, p in paths.items()]
+    emit(output_format, data=rows, tables=lambda: [Table.from_dicts(None, rows)])
 
 
 @hookimpl

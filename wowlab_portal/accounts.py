@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from wowlab_core.errors import AuthenticationFailed, InvalidRequest, NotFound
 from wowlab_core.models import ApiToken, User, utcnow
 from wowlab_core.scheduler import hash_token
+from wowlab_portal.web_sessions import end_all_sessions
 
 TOKEN_PREFIX = "wl_"
 MAX_TOKENS_PER_USER = 50
@@ -54,6 +55,16 @@ def check_username(username: str) -> str:
     return username
 
 
+def check_password(password: str, *, field: str = "password") -> str:
+    """The password if it is long enough (and not absurdly long), else
+    :class:`InvalidRequest` naming ``field``."""
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InvalidRequest(
+            f"a password is {MIN_PASSWORD} to {MAX_PASSWORD} characters", field=field
+        )
+    return password
+
+
 def find_user(session: Session, *, username: str) -> User | None:
     """The user of that name (case-insensitive), or None."""
     return session.exec(
@@ -80,10 +91,8 @@ def create_user(
 ) -> User:
     """A new account. Without a password, it can only use API tokens. Does not commit."""
     check_username(username)
-    if password is not None and not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise InvalidRequest(
-            f"a password is {MIN_PASSWORD} to {MAX_PASSWORD} characters", field="password"
-        )
+    if password is not None:
+        check_password(password)
     if find_user(session, username=username) is not None:
         raise InvalidRequest(f"the username {username!r} is taken", field="username")
     user = User(
@@ -119,6 +128,35 @@ def authenticate_user(
     return user
 
 
+def set_password(session: Session, *, user: User, password: str, passwords: PasswordHash) -> None:
+    """Give ``user`` a new password and end all their browser sessions (whoever held one
+    must log in again with the new password). API tokens stay valid. Does not commit."""
+    check_password(password, field="new_password")
+    user.password_hash = passwords.hash(password)
+    session.add(user)
+    end_all_sessions(session, user=user)
+
+
+def change_password(
+    session: Session, *, user: User, current: str, new: str, passwords: PasswordHash
+) -> None:
+    """Change ``user``'s password after checking the current one. Does not commit.
+
+    Raises:
+        AuthenticationFailed: the current password is wrong (field ``current_password``).
+        InvalidRequest: the new one breaks the rules (field ``new_password``).
+    """
+    check_password(new, field="new_password")
+    if user.password_hash is None or not passwords.verify(current, user.password_hash):
+        raise AuthenticationFailed("the current password is wrong", field="current_password")
+    set_password(session, user=user, password=new, passwords=passwords)
+
+
+def generate_password() -> str:
+    """A random password of 20 URL-safe characters (about 120 bits)."""
+    return secrets.token_urlsafe(15)
+
+
 _DUMMY: dict[int, str] = {}
 
 
@@ -129,8 +167,11 @@ def _dummy_hash(passwords: PasswordHash) -> str:
     return _DUMMY[key]
 
 
-def create_api_token(session: Session, *, user: User, name: str) -> NewToken:
-    """A new personal API token for ``user``. Does not commit."""
+def create_api_token(
+    session: Session, *, user: User, name: str, lifetime: timedelta | None = None
+) -> NewToken:
+    """A new personal API token for ``user``, refused after ``lifetime`` if one is given.
+    Does not commit."""
     name = name.strip() if isinstance(name, str) else ""
     if not 1 <= len(name) <= 100:
         raise InvalidRequest("a token name is 1 to 100 characters", field="name")
@@ -142,7 +183,13 @@ def create_api_token(session: Session, *, user: User, name: str) -> NewToken:
             f"you have {MAX_TOKENS_PER_USER} tokens already; revoke one first", field="name"
         )
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(user_id=user.id or 0, name=name, prefix=token[:8], token_hash=hash_token(token))
+    row = ApiToken(
+        user_id=user.id or 0,
+        name=name,
+        prefix=token[:8],
+        token_hash=hash_token(token),
+        expires_at=utcnow() + lifetime if lifetime is not None else None,
+    )
     session.add(row)
     session.flush()
     return NewToken(row=row, token=token)
@@ -169,7 +216,7 @@ def user_for_token(session: Session, *, token: str) -> tuple[User, ApiToken]:
     """The user an API token belongs to.
 
     Raises:
-        AuthenticationFailed: not a token of this portal, or revoked.
+        AuthenticationFailed: not a token of this portal, revoked, or expired.
     """
     if not token.startswith(TOKEN_PREFIX):
         raise AuthenticationFailed(
@@ -181,6 +228,11 @@ def user_for_token(session: Session, *, token: str) -> tuple[User, ApiToken]:
     user = session.get(User, row.user_id) if row is not None else None
     if row is None or user is None:
         raise AuthenticationFailed("this API token is not valid (revoked?)", field="Authorization")
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        raise AuthenticationFailed(
+            f"this API token expired at {row.expires_at:%Y-%m-%d %H:%M} UTC; make a new one",
+            field="Authorization",
+        )
     return user, row
 
 
@@ -193,13 +245,17 @@ __all__ = [
     "TOKEN_PREFIX",
     "NewToken",
     "authenticate_user",
+    "change_password",
+    "check_password",
     "check_username",
     "create_api_token",
     "create_user",
     "find_user",
+    "generate_password",
     "list_api_tokens",
     "password_hasher",
     "revoke_api_token",
+    "set_password",
     "token_needs_touch",
     "user_by_name",
     "user_for_token",

@@ -99,11 +99,16 @@ class PortalClient:
         iterations: int | None = None,
         target_error: float | None = None,
         seed: int | None = None,
+        name: str | None = None,
     ) -> dict[str, Any]:
-        """Submit a simulation (an example by name, or a config); returns the job."""
+        """Submit a simulation (an example by name, or a config); returns the job.
+
+        ``name`` names the job when the config has no name of its own (its file's name).
+        """
         body = {
             "example": example,
             "config": config,
+            "name": name,
             "iterations": iterations,
             "target_error": target_error,
             "seed": seed,
@@ -117,6 +122,15 @@ class PortalClient:
         """One of my jobs: progress, and the report once completed."""
         job: dict[str, Any] = self._call("GET", f"/jobs/{job_id}")
         return job
+
+    def cancel(self, job_id: int) -> dict[str, Any]:
+        """Cancel one of my jobs; ``{"cancelled": bool, "status": ...}``."""
+        answer: dict[str, Any] = self._call("POST", f"/jobs/{job_id}/cancel")
+        return answer
+
+    def job_url(self, job_id: int) -> str:
+        """The web page of a job."""
+        return f"{self.url}/jobs/{job_id}"
 
     def jobs(self) -> list[dict[str, Any]]:
         """My newest jobs."""

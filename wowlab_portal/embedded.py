@@ -180,6 +180,7 @@ def serve_in_thread(
         log_level="warning",
         access_log=False,
         lifespan="on",
+        proxy_headers=False,  # the app honours X-Forwarded-For from trusted proxies only
         timeout_keep_alive=30,
         # Open long polls of nodes must not hold the shutdown up for long.
         timeout_graceful_shutdown=2,

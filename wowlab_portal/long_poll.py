@@ -1,11 +1,14 @@
 """What the node long polls wait on, without holding a thread or a database connection each.
 
 - :class:`WorkBroadcast`: one thread watches the coordinator's :class:`WorkSignal` (a
-  ``threading.Condition``) for every waiting node, and wakes them in the event loop.
+  ``threading.Condition``, bumped by other workers too through
+  :class:`~wowlab_core.wakeups.Wakeups`) for every waiting node, and wakes them in the
+  event loop.
 - :class:`ClaimSignal`: a plugin on ``wowlab_node_claimed`` that wakes the claim-status
-  long poll of the node just claimed in this process.
+  long poll of the node just claimed, in this process or in another worker.
 - :class:`RecentNodes`: credentials a coordinator call accepted lately, so waiting for
-  work does not cost a database round trip per poll.
+  work does not cost a database round trip per poll. Per worker, and only a shortcut for a
+  hint ("work may be there"): every answer that matters checks the token in the database.
 - :func:`unless_disconnected`: ends a long poll whose client has gone.
 """
 
@@ -27,6 +30,7 @@ from starlette.requests import Request
 from wowlab_core.coordinator import WorkSignal
 from wowlab_core.hookspecs import hookimpl
 from wowlab_core.protocol import NodeCredentials
+from wowlab_core.wakeups import CLAIMED, Wakeups
 
 T = TypeVar("T")
 
@@ -64,18 +68,29 @@ class WorkBroadcast:
 
 
 class ClaimSignal:
-    """Wakes the claim-status long polls of a node when it is claimed in this process.
+    """Wakes the claim-status long polls of a node when it is claimed, in this process or
+    (through ``wakeups``) in another worker on the same database.
 
     Registered as a plugin on the portal's hooks: ``wowlab_node_claimed`` is called in
-    whatever thread made the claim, and hands the wake-up to the event loop.
+    whatever thread made the claim, and hands the wake-up to the event loop; it is also
+    published to the other workers, whose claims arrive in the wake-ups' listener thread.
     """
 
-    def __init__(self, portal: BlockingPortal) -> None:
+    def __init__(self, portal: BlockingPortal, wakeups: Wakeups | None = None) -> None:
         # The portal hands wake-ups to the event loop without blocking the claiming thread
         # (and refuses them once the portal app has stopped).
         self._portal = portal
         self._loop_thread = threading.get_ident()
         self._waiters: dict[int, set[anyio.Event]] = {}
+        self._wakeups = wakeups
+        if wakeups is not None:
+            wakeups.subscribe(CLAIMED, self._claimed_elsewhere)
+
+    def _claimed_elsewhere(self, payload: str) -> None:
+        # An empty payload: the listener reconnected and may have missed claims.
+        node_id = int(payload) if payload.isdigit() else None
+        with suppress(RuntimeError):
+            self._portal.start_task_soon(self._wake_soon, node_id)
 
     @contextmanager
     def watch(self, node_id: int) -> Iterator[anyio.Event]:
@@ -92,18 +107,25 @@ class ClaimSignal:
                 if not waiters:
                     del self._waiters[node_id]
 
-    def _wake(self, node_id: int) -> None:
+    def _wake(self, node_id: int | None) -> None:
+        if node_id is None:  # any node
+            for waiters in self._waiters.values():
+                for event in waiters:
+                    event.set()
+            return
         for event in self._waiters.get(node_id, ()):
             event.set()
 
-    async def _wake_soon(self, node_id: int) -> None:
+    async def _wake_soon(self, node_id: int | None) -> None:
         self._wake(node_id)
 
     @hookimpl
     def wowlab_node_claimed(self, node: Any, user: Any) -> None:
-        """Wake the node's long polls."""
+        """Wake the node's long polls, here and in the other workers."""
         if node.id is None:
             return
+        if self._wakeups is not None:
+            self._wakeups.publish(CLAIMED, str(node.id))
         if threading.get_ident() == self._loop_thread:
             self._wake(node.id)
             return

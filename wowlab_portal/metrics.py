@@ -11,7 +11,8 @@ import threading
 from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlalchemy.orm import Mapped
+from sqlmodel import Session, SQLModel, col, select
 
 from wowlab_core.models import (
     ChunkLease,
@@ -60,12 +61,11 @@ class Histogram:
 
 
 def _by_status(
-    session: Session, column: sa.ColumnElement[str], values: Iterable[str]
+    session: Session, model: type[SQLModel], column: Mapped[str], values: Iterable[str]
 ) -> dict[str, int]:
     counts = {v: 0 for v in values}
-    table = column.table  # type: ignore[attr-defined]
     for status, n in session.execute(
-        sa.select(column, sa.func.count()).select_from(table).group_by(column)
+        sa.select(column, sa.func.count()).select_from(model).group_by(column)
     ):
         counts[status] = n
     return counts
@@ -77,9 +77,9 @@ def _family(name: str, kind: str, help_text: str, samples: list[str]) -> list[st
 
 def exposition(session: Session, *, lease_latency: Histogram) -> str:
     """The whole scrape, as Prometheus text (version 0.0.4)."""
-    nodes = _by_status(session, col(Node.status), (s.value for s in NodeStatus))
-    jobs = _by_status(session, col(SimJob.status), (s.value for s in JobStatus))
-    chunks = _by_status(session, col(SimChunk.status), (s.value for s in ChunkStatus))
+    nodes = _by_status(session, Node, col(Node.status), (s.value for s in NodeStatus))
+    jobs = _by_status(session, SimJob, col(SimJob.status), (s.value for s in JobStatus))
+    chunks = _by_status(session, SimChunk, col(SimChunk.status), (s.value for s in ChunkStatus))
     leases = session.exec(select(sa.func.count()).select_from(ChunkLease)).one()
     lines = [
         *_family(

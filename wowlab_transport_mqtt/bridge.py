@@ -17,6 +17,16 @@ coordinator's work signal, or pending chunks appearing in the database, which is
 submitted by another process shows up) the connected nodes that may run them get
 ``{"type": "work"}`` on their inbox. The bridge also requeues expired leases every
 ``poll_seconds``, so a dead node's chunks come back even when no other node calls in.
+
+Accounts: the bridge logs in as ``wowlab-bridge`` with its password and a client id
+derived from it, and manages the node accounts on the broker (Mosquitto's dynamic
+security, see :mod:`wowlab_transport_mqtt.accounts`): it creates node N's account when N
+registers or enrols, deletes it when N is removed (the ``wowlab_node_removed`` hook, and a
+periodic sweep for removals by other processes). Registration answers carry the node's
+token and claim code, so they go only to a ``wowlab/v1/clients/<id>/reply`` topic that
+nobody but the asking connection can name; node N's answers go only to
+``wowlab/v1/nodes/N/reply``. Messages larger than the bridge accepts are dropped in
+paho's thread, before they are queued or parsed.
 """
 
 from __future__ import annotations
@@ -26,8 +36,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from functools import partial
+from typing import Any, TypeVar, cast
 
 import anyio
 import anyio.abc
@@ -37,11 +50,24 @@ import anyio.to_thread
 import paho.mqtt.client as mqtt
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from wowlab_core import request_keys
 from wowlab_core.coordinator import Coordinator
 from wowlab_core.errors import AuthenticationFailed, InvalidRequest, TransportError, WowlabError
 from wowlab_core.hookspecs import hookimpl
-from wowlab_core.protocol import Completion, NodeCredentials, NodeInfo
-from wowlab_transport_mqtt import presence, topics
+from wowlab_core.protocol import (
+    Completion,
+    CompletionOutcome,
+    Heartbeat,
+    Lease,
+    NodeCredentials,
+    NodeInfo,
+)
+from wowlab_core.rate_limits import DatabaseRateLimiter
+from wowlab_core.request_keys import Keyed, RequestRepeated, request_key
+from wowlab_core.wakeups import CLAIMED
+from wowlab_transport_mqtt import accounts, presence, topics
+from wowlab_transport_mqtt.account_upkeep import AccountUpkeep
+from wowlab_transport_mqtt.batching import Batcher
 from wowlab_transport_mqtt.broker import (
     BrokerSettings,
     correlation_of,
@@ -55,6 +81,8 @@ from wowlab_transport_mqtt.broker import (
     set_nodelay,
     start,
 )
+from wowlab_transport_mqtt.dynsec import DynsecControl, NodeAccounts
+from wowlab_transport_mqtt.leader import Leadership
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,8 +94,30 @@ WORK_MESSAGE = encode({"type": "work"})
 class BridgeOptions:
     """Bounds and timings of the bridge."""
 
-    #: The bridge's MQTT client id (its session survives a bridge restart).
-    client_id: str = "wowlab-bridge"
+    #: The bridge's MQTT client id (its session survives a bridge restart). None: derived
+    #: from the password and ``instance``. It must stay secret: whoever connects with it
+    #: kicks the bridge off.
+    client_id: str | None = None
+    #: This bridge's name among several (``1``, ``2``, ...; stable across restarts): each
+    #: has its own client id, so its own session. Empty: the only bridge.
+    instance: str = ""
+    #: Heartbeats (and, separately, results) carried out in one transaction at most, and
+    #: such batches running at once.
+    batch_max_items: int = 64
+    batch_workers: int = 2
+    #: Request keys are kept this long (a repeat comes within minutes).
+    request_keys_seconds: float = 24 * 3600.0
+    #: The largest request a node may send (a ``complete`` with many results is the
+    #: biggest); larger ones are dropped before they are parsed.
+    max_request_bytes: int = 4 * 1024 * 1024
+    #: The largest registration or enrolment request (anyone may send those).
+    max_registration_bytes: int = 64 * 1024
+    #: Registrations accepted per minute, from everyone together.
+    registrations_per_minute: int = 600
+    #: How often to delete broker accounts of nodes removed by another process.
+    account_sweep_seconds: float = 600.0
+    #: How long to wait for the broker to answer an account change.
+    account_timeout: float = 10.0
     #: Messages waiting between paho's thread and the event loop.
     queue_size: int = 1024
     #: Requests handled at once.
@@ -92,6 +142,10 @@ class BridgeStats:
 
     requests: int = 0
     refused: int = 0  # wrong token or unknown node
+    oversized: int = 0  # dropped unparsed: larger than the bridge accepts
+    misdirected: int = 0  # dropped: a Response Topic the request may not name
+    accounts_created: int = 0
+    accounts_deleted: int = 0
     errors: int = 0  # other error answers
     repeats_answered: int = 0  # a repeat of an answered request: the same answer again
     repeats_dropped: int = 0  # a repeat of a request still being handled
@@ -100,16 +154,24 @@ class BridgeStats:
     marked_offline: int = 0
 
 
-class _ClaimListener:
-    """A plugin that ends claim-status long polls as soon as a claim is committed here."""
+class _NodeListener:
+    """A plugin that ends claim-status long polls as soon as a claim is committed here,
+    and deletes a node's broker account as soon as the node is removed here."""
 
-    def __init__(self, on_claimed: Callable[[int], None]) -> None:
+    def __init__(
+        self, on_claimed: Callable[[int], None], on_removed: Callable[[int], None]
+    ) -> None:
         self._on_claimed = on_claimed
+        self._on_removed = on_removed
 
     @hookimpl
     def wowlab_node_claimed(self, node: Any, user: Any) -> None:
         if node.id is not None:
             self._on_claimed(node.id)
+
+    @hookimpl
+    def wowlab_node_removed(self, node_id: int, user: Any) -> None:
+        self._on_removed(node_id)
 
 
 class MqttBridge:
@@ -119,14 +181,40 @@ class MqttBridge:
         names = set(BridgeOptions.__dataclass_fields__)
         self.coordinator = coordinator
         self.options = BridgeOptions(**{k: v for k, v in options.items() if k in names})
-        self.broker = BrokerSettings.from_url(
+        broker = BrokerSettings.from_url(
             url, **{k: v for k, v in options.items() if k not in names}
+        )
+        if broker.username is None:
+            broker = replace(broker, username=accounts.BRIDGE_USERNAME)
+        password = broker.login_password()
+        if not password:
+            raise InvalidRequest(
+                "the MQTT bridge needs its broker password: a file "
+                "(--password-file / WOWLAB_MQTT_PASSWORD_FILE, written by "
+                "`wowlab mqtt setup-broker`) or WOWLAB_MQTT_PASSWORD",
+                field="password",
+            )
+        self.broker = broker
+        self.client_id = self.options.client_id or accounts.bridge_client_id(
+            password, self.options.instance
         )
         #: Nodes whose status says online (they get wake-ups).
         self.present: set[int] = set()
         #: Nodes whose last lease came back empty (woken first).
         self.idle: set[int] = set()
         self.stats = BridgeStats()
+        #: Whether this bridge does the chores (wake-ups, requeues, sweeps).
+        self.leadership = Leadership(coordinator.db)
+        batches = {"max_items": self.options.batch_max_items, "workers": self.options.batch_workers}
+        #: Heartbeats and results carried out together (one transaction per batch).
+        self.heartbeats: Batcher[tuple[NodeCredentials, Heartbeat, Keyed], bytes | None] = Batcher(
+            coordinator.heartbeat_batch, **batches
+        )
+        self.completions: Batcher[tuple[NodeCredentials, list[Completion], Keyed], bytes | None] = (
+            Batcher(coordinator.complete_batch, **batches)
+        )
+        # A cache of the answers stored with the request keys in the database (the
+        # truth, shared by every bridge): None while this bridge is still answering.
         self._replies: OrderedDict[tuple[str, bytes], bytes | None] = OrderedDict()
         self._claim_waiters: dict[int, anyio.Event] = {}
         self._closing = False
@@ -135,6 +223,23 @@ class MqttBridge:
         self._loop_thread: int | None = None
         self._send: MemoryObjectSendStream[mqtt.MQTTMessage] | None = None
         self._last_error: str | None = None
+        # Counted in the database: several bridges share the limit.
+        self._registrations = DatabaseRateLimiter(
+            coordinator.db,
+            name="mqtt_registrations",
+            limit=self.options.registrations_per_minute,
+            window_seconds=60,
+        )
+        self.accounts = NodeAccounts(
+            DynsecControl(self._publish_control, timeout=self.options.account_timeout)
+        )
+        self.upkeep = AccountUpkeep(
+            self.accounts,
+            coordinator.db,
+            sweep_seconds=self.options.account_sweep_seconds,
+            on_deleted=self._account_deleted,
+            may_sweep=lambda: self.leadership.leading,
+        )
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -153,34 +258,54 @@ class MqttBridge:
         self._slots = anyio.Semaphore(self.options.max_concurrent)
         self._ready = anyio.Event()
         self._closing = False
-        client = self._client = make_client(self.broker, self.options.client_id)
+        client = self._client = make_client(self.broker, self.client_id)
         client.max_inflight_messages_set(1000)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
-        listener = _ClaimListener(self._claimed_elsewhere)
-        self.coordinator.hooks.pm.register(listener)
-        start(client, self.broker)
+        listening = ExitStack()
+        listening.enter_context(
+            self.coordinator.hooks.listen(
+                _NodeListener(self._claimed_elsewhere, self.upkeep.removed)
+            )
+        )
+        wakeups = self.coordinator.wakeups
+        if wakeups is not None:  # claims made by portal workers elsewhere
+            wakeups.subscribe(CLAIMED, self._claim_published)
+        # The session outlives the bridge: requests sent while it restarts wait for it.
+        start(client, self.broker, clean_start=False)
         try:
-            await self._wait_ready()
-            log.info("wowlab MQTT bridge serving on %s", self.broker.address)
             async with anyio.create_task_group() as tg:
+                # Reading first: a resumed session may deliver a backlog before SUBACK.
                 tg.start_soon(self._dispatch, receive, status_send, tg)
                 tg.start_soon(self._track_presence, status_receive)
+                tg.start_soon(self.heartbeats.run)
+                tg.start_soon(self.completions.run)
+                await self._wait_ready()
+                name = f" {self.options.instance}" if self.options.instance else ""
+                log.info("wowlab MQTT bridge%s serving on %s", name, self.broker.address)
+                tg.start_soon(self._lead)
                 tg.start_soon(self._push_work)
                 tg.start_soon(self._reap)
+                tg.start_soon(self.upkeep.run)
                 task_status.started()
+        except BaseExceptionGroup as group:
+            # Not reaching the broker is one error, not a group of one.
+            if len(group.exceptions) == 1 and isinstance(group.exceptions[0], TransportError):
+                raise group.exceptions[0] from None
+            raise
         finally:
             self._closing = True
             send.close()
             receive.close()
             status_send.close()
             status_receive.close()
-            self.coordinator.hooks.pm.unregister(listener)
+            listening.close()
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._stop_client, client)
+                await anyio.to_thread.run_sync(self.leadership.close)
 
     async def _wait_ready(self) -> None:
         timeout = self.options.connect_timeout
@@ -237,6 +362,10 @@ class MqttBridge:
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         if self._closing or self._send is None or self._loop_token is None:
             return
+        limit = self._size_limit(message.topic)
+        if len(message.payload) > limit:
+            self._to_loop(self._note_oversized, message.topic, len(message.payload), limit)
+            return
         try:
             anyio.from_thread.run_sync(self._send.send_nowait, message, token=self._loop_token)
         except anyio.WouldBlock:
@@ -248,7 +377,16 @@ class MqttBridge:
         except Exception as exc:
             log.debug("dropped an MQTT message while stopping: %s", exc)
 
+    def _size_limit(self, topic: str) -> int:
+        if topic in (topics.REGISTER, topics.ENROLL):
+            return self.options.max_registration_bytes
+        return self.options.max_request_bytes
+
     # --- the event loop: connection state ----------------------------------------------
+
+    def _note_oversized(self, topic: str, size: int, limit: int) -> None:
+        self.stats.oversized += 1
+        log.warning("dropped a %d-byte message on %s unread (the limit is %d)", size, topic, limit)
 
     def _note_error(self, error: str) -> None:
         if self._ready.is_set():
@@ -260,6 +398,14 @@ class MqttBridge:
             self._ready.set()
         else:
             log.info("MQTT bridge reconnected to %s", self.broker.address)
+
+    def _claim_published(self, payload: str) -> None:
+        # A portal worker in another process claimed a node (empty: maybe several).
+        if payload.isdigit():
+            self._claimed_elsewhere(int(payload))
+        else:
+            for node_id in list(self._claim_waiters):
+                self._claimed_elsewhere(node_id)
 
     def _claimed_elsewhere(self, node_id: int) -> None:
         # Called by the hook in whatever thread committed the claim.
@@ -287,6 +433,9 @@ class MqttBridge:
         tg: anyio.abc.TaskGroup,
     ) -> None:
         async for message in receive:
+            if message.topic == topics.DYNSEC_RESPONSE:
+                self.accounts.control.deliver(message.payload)
+                continue
             parsed = topics.parse(message.topic)
             if parsed is None:
                 log.warning("ignoring a message on unexpected topic %s", message.topic)
@@ -317,16 +466,19 @@ class MqttBridge:
     ) -> None:
         response_topic = response_topic_of(message)
         correlation = correlation_of(message)
+        expected = _reply_topic_rule(parsed)
         if (
             response_topic is None
             or correlation is None
             or len(correlation) > 64
-            or not topics.is_reply_topic(response_topic)
+            or not _may_answer_on(parsed, response_topic)
         ):
+            self.stats.misdirected += 1
             log.warning(
-                "dropped a request on %s: it needs a Response Topic wowlab/v1/clients/<id>/reply "
+                "dropped a request on %s: it needs the Response Topic %s "
                 "and Correlation Data of at most 64 bytes",
                 message.topic,
+                expected,
             )
             return
         key = (response_topic, correlation)
@@ -344,8 +496,24 @@ class MqttBridge:
             self._replies.popitem(last=False)
         what = parsed.op or parsed.kind
         who = f"node {parsed.node_id}" if parsed.node_id is not None else "a new node"
+        keyed = Keyed(request_key(response_topic, correlation), ok=ok_reply, error=error_reply)
         try:
-            reply = ok_reply(await self._perform(parsed, message.payload, release_slot))
+            answer = await self._perform(parsed, message.payload, release_slot, keyed)
+            if answer is None:  # a copy is being answered by another bridge right now
+                self.stats.repeats_dropped += 1
+                self._replies.pop(key, None)
+                return
+            reply = answer
+        except RequestRepeated as repeated:
+            stored = repeated.reply or await self._call(
+                request_keys.lookup, self.coordinator.db, keyed.key
+            )
+            if stored is None:
+                self.stats.repeats_dropped += 1
+                self._replies.pop(key, None)
+                return
+            self.stats.repeats_answered += 1
+            reply = stored
         except AuthenticationFailed as exc:
             log.warning("refused %s from %s (topic %s): %s", what, who, message.topic, exc)
             self.stats.refused += 1
@@ -375,60 +543,121 @@ class MqttBridge:
     # --- the operations ---------------------------------------------------------------
 
     async def _perform(
-        self, parsed: topics.Parsed, payload: bytes | bytearray, release_slot: Callable[[], None]
-    ) -> Any:
+        self,
+        parsed: topics.Parsed,
+        payload: bytes | bytearray,
+        release_slot: Callable[[], None],
+        keyed: Keyed,
+    ) -> bytes | None:
+        """Carry a request out; its answer (None: a copy is answered elsewhere). Requests
+        with effects carry ``keyed``'s key into their transaction (done once, whichever
+        bridge gets them, however often they are resent)."""
         body = decode(payload)
         if not isinstance(body, dict):
             raise InvalidRequest("a request body must be a JSON object")
         coordinator = self.coordinator
         if parsed.kind == "register":
-            registration = await self._call(
-                coordinator.register, NodeInfo.from_dict(body.get("info"))
-            )
-            return registration.to_dict()
+            return ok_reply(await self._register(body, keyed))
+        if parsed.kind == "enroll":
+            return ok_reply(await self._enroll(body))
         token = body.get("token")
         if parsed.node_id is None or not isinstance(token, str):
             raise AuthenticationFailed("node id or token is not valid")
         creds = NodeCredentials(node_id=parsed.node_id, token=token)
         op = parsed.op
         if op == "claim_status":
-            return await self._claim_status(creds, body.get("wait", 0.0), release_slot)
+            return ok_reply(await self._claim_status(creds, body.get("wait", 0.0), release_slot))
         if op == "heartbeat":
-            return (await self._call(coordinator.heartbeat, creds)).to_dict()
+            beat = Heartbeat.from_dict(body.get("beat"))
+            return await self.heartbeats.submit(
+                (creds, beat, replace(keyed, ok=lambda r: ok_reply(r.to_dict())))
+            )
         if op == "lease":
-            leases = await self._call(coordinator.lease, creds, body.get("max_chunks"))
+            leases = await self._call(
+                partial(
+                    coordinator.lease,
+                    creds,
+                    cast(int, body.get("max_chunks")),  # checked by the coordinator
+                    keyed=replace(keyed, ok=_encode_leases),
+                )
+            )
             if leases:
                 self.idle.discard(creds.node_id)
             else:
                 self.idle.add(creds.node_id)
-            return [lease.to_dict() for lease in leases]
+            return _encode_leases(leases)
         if op == "config":
             config_hash = _typed(body, "config_hash", str)
-            return (await self._call(coordinator.get_config, creds, config_hash)).to_dict()
+            return ok_reply(
+                (await self._call(coordinator.get_config, creds, config_hash)).to_dict()
+            )
         if op == "complete":
             completions = [Completion.from_dict(c) for c in _typed(body, "completions", list)]
-            outcomes = await self._call(coordinator.complete, creds, completions)
-            return [outcome.to_dict() for outcome in outcomes]
+            return await self.completions.submit(
+                (creds, completions, replace(keyed, ok=_encode_outcomes))
+            )
         if op == "fail":
             await self._call(
-                coordinator.fail,
-                creds,
-                _typed(body, "chunk_id", int),
-                _typed(body, "lease_token", str),
-                _typed(body, "error", str),
+                partial(
+                    coordinator.fail,
+                    creds,
+                    _typed(body, "chunk_id", int),
+                    _typed(body, "lease_token", str),
+                    _typed(body, "error", str),
+                    _optional(body, "reason", str),
+                    keyed=keyed,
+                )
             )
-            return None
+            return ok_reply(None)
         if op == "release":
             chunk_ids = _typed(body, "chunk_ids", list)
             if not all(isinstance(c, int) for c in chunk_ids):
                 raise InvalidRequest("chunk_ids must be integers", field="chunk_ids")
-            return await self._call(
-                coordinator.release, creds, chunk_ids, _typed(body, "lease_token", str)
+            return ok_reply(
+                await self._call(
+                    coordinator.release, creds, chunk_ids, _typed(body, "lease_token", str)
+                )
             )
         if op == "offline":
             await self._call(coordinator.go_offline, creds)
-            return None
+            return ok_reply(None)
         raise InvalidRequest(f"unknown operation {op!r}", field="op")
+
+    async def _register(self, body: dict[str, Any], keyed: Keyed) -> Any:
+        info = NodeInfo.from_dict(body.get("info"))
+        await self._call(
+            partial(self._registrations.hit, "all", what="node registrations over MQTT")
+        )
+        registration = await self._call(
+            partial(
+                self.coordinator.register,
+                info,
+                keyed=replace(keyed, ok=lambda r: ok_reply(r.to_dict())),
+            )
+        )
+        try:
+            await self.accounts.create(registration.node_id, registration.token)
+            self.stats.accounts_created += 1
+        except TransportError as exc:
+            # The node is registered; it enrols when its first login is refused.
+            log.warning(
+                "node %s registered without a broker account: %s", registration.node_id, exc
+            )
+        return registration.to_dict()
+
+    async def _enroll(self, body: dict[str, Any]) -> Any:
+        node_id, token = body.get("node_id"), body.get("token")
+        if (
+            not isinstance(node_id, int)
+            or isinstance(node_id, bool)
+            or not isinstance(token, str)
+            or not await self._call(presence.token_is_valid, self.coordinator.db, node_id, token)
+        ):
+            raise AuthenticationFailed("node id or token is not valid")
+        await self.accounts.create(node_id, token)
+        self.stats.accounts_created += 1
+        log.info("node %s enrolled: its broker account was (re)created", node_id)
+        return {"username": accounts.node_username(node_id)}
 
     async def _claim_status(
         self, creds: NodeCredentials, wait: Any, release_slot: Callable[[], None]
@@ -493,6 +722,8 @@ class MqttBridge:
             )
             signalled = generation != seen
             seen = generation
+            if not self.leadership.leading:
+                continue  # another bridge wakes the nodes
             try:
                 current = await self._call(presence.pending_marker, db)
                 # New work: the signal (submit, requeue, release ...), or more pending
@@ -521,15 +752,65 @@ class MqttBridge:
         self.stats.wake_ups += len(node_ids)
         return len(node_ids)
 
+    # --- node accounts -----------------------------------------------------------------
+
+    def _publish_control(self, payload: bytes) -> None:
+        if self._client is None:
+            raise TransportError("the bridge is not connected to the broker")
+        self._client.publish(topics.DYNSEC_CONTROL, payload, qos=1)
+
+    def _account_deleted(self, node_id: int) -> None:
+        self.stats.accounts_deleted += 1
+        self.present.discard(node_id)
+        self.idle.discard(node_id)
+
+    async def _lead(self) -> None:
+        while True:
+            await anyio.to_thread.run_sync(self.leadership.check)
+            await anyio.sleep(self.options.poll_seconds)
+
     async def _reap(self) -> None:
+        last_purge = 0.0
         while True:
             await anyio.sleep(
                 max(self.options.poll_seconds, self.coordinator.settings.reap_interval_seconds)
             )
+            if not self.leadership.leading:
+                continue
             try:
                 await self._call(self.coordinator.reap)
+                if time.monotonic() - last_purge > min(3600.0, self.options.request_keys_seconds):
+                    last_purge = time.monotonic()
+                    await self._call(
+                        partial(
+                            request_keys.purge,
+                            self.coordinator.db,
+                            older_than=timedelta(seconds=self.options.request_keys_seconds),
+                        )
+                    )
             except Exception:
                 log.exception("could not requeue expired leases")
+
+
+def _encode_leases(leases: list[Lease]) -> bytes:
+    return ok_reply([lease.to_dict() for lease in leases])
+
+
+def _encode_outcomes(outcomes: list[CompletionOutcome]) -> bytes:
+    return ok_reply([outcome.to_dict() for outcome in outcomes])
+
+
+def _reply_topic_rule(parsed: topics.Parsed) -> str:
+    if parsed.node_id is None:
+        return topics.registration_reply_topic("<client id>")
+    return topics.node_reply_topic(parsed.node_id)
+
+
+def _may_answer_on(parsed: topics.Parsed, response_topic: str) -> bool:
+    """Node N's answers go to N's reply topic only; registration answers to a client's."""
+    if parsed.node_id is None:
+        return topics.is_registration_reply_topic(response_topic)
+    return response_topic == topics.node_reply_topic(parsed.node_id)
 
 
 def _typed(body: dict[str, Any], name: str, kind: type[T]) -> T:
@@ -537,6 +818,10 @@ def _typed(body: dict[str, Any], name: str, kind: type[T]) -> T:
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise InvalidRequest(f"{name} must be a {kind.__name__}", field=name)
     return value
+
+
+def _optional(body: dict[str, Any], name: str, kind: type[T]) -> T | None:
+    return None if body.get(name) is None else _typed(body, name, kind)
 
 
 __all__ = ["BridgeOptions", "BridgeStats", "MqttBridge"]

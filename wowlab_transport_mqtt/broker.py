@@ -14,7 +14,8 @@ import json
 import socket
 import ssl
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -37,6 +38,9 @@ class BrokerSettings:
     port: int = DEFAULT_PORT
     username: str | None = None
     password: str | None = None
+    #: A file holding the password (its first line), read when the client is made: keeps
+    #: the password out of URLs and command lines, which other users see in ``ps``.
+    password_file: str | None = None
     #: TLS on (``mqtts://`` or ``tls=True``); ``ca_certs``/``certfile``/``keyfile`` go to
     #: paho's ``tls_set``; ``tls_insecure`` skips the host name check (testing only).
     tls: bool = False
@@ -101,9 +105,15 @@ class BrokerSettings:
                 raise InvalidRequest(f"MQTT option {name}: bad value {value!r}") from None
         return cls(**out)
 
-    def with_username(self, username: str | None) -> BrokerSettings:
-        """The same broker, logging in as ``username`` (when none was configured)."""
-        return self if self.username is not None else replace(self, username=username)
+    def with_login(self, username: str, password: str) -> BrokerSettings:
+        """The same broker, logging in as ``username`` with ``password``."""
+        return replace(self, username=username, password=password, password_file=None)
+
+    def login_password(self) -> str | None:
+        """The password: given, or read from ``password_file``."""
+        if self.password is None and self.password_file:
+            return read_password_file(self.password_file)
+        return self.password
 
     @property
     def address(self) -> str:
@@ -119,6 +129,21 @@ def _truthy(value: str) -> bool:
     raise ValueError(value)
 
 
+def read_password_file(path: str | Path) -> str:
+    """A password kept in a file: its first line, without surrounding blanks."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidRequest(
+            f"cannot read the MQTT password file {path}: {exc.strerror}", field="password_file"
+        ) from None
+    lines = text.strip().splitlines()
+    password = lines[0].strip() if lines else ""
+    if not password:
+        raise InvalidRequest(f"the MQTT password file {path} is empty", field="password_file")
+    return password
+
+
 def make_client(settings: BrokerSettings, client_id: str) -> mqtt.Client:
     """A paho client (callback API 2, MQTT v5) configured from ``settings``, not connected."""
     client = mqtt.Client(
@@ -127,7 +152,7 @@ def make_client(settings: BrokerSettings, client_id: str) -> mqtt.Client:
         protocol=MQTTProtocolVersion.MQTTv5,
     )
     if settings.username is not None:
-        client.username_pw_set(settings.username, settings.password)
+        client.username_pw_set(settings.username, settings.login_password())
     if settings.tls:
         client.tls_set(
             ca_certs=settings.ca_certs,
@@ -152,13 +177,22 @@ def connect_properties(settings: BrokerSettings) -> Properties:
     return props
 
 
-def start(client: mqtt.Client, settings: BrokerSettings) -> None:
-    """Connect in paho's own thread, which also reconnects with backoff."""
+def start(
+    client: mqtt.Client,
+    settings: BrokerSettings,
+    *,
+    clean_start: bool | Literal[3] = mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+) -> None:
+    """Connect in paho's own thread, which also reconnects with backoff.
+
+    ``clean_start``: by default a fresh session on the first connect and the same one on
+    reconnects; ``False`` resumes the session a previous process left (the bridge's).
+    """
     client.connect_async(
         settings.host,
         settings.port,
         keepalive=settings.keepalive,
-        clean_start=mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+        clean_start=clean_start,
         properties=connect_properties(settings),
     )
     client.loop_start()
@@ -256,6 +290,7 @@ __all__ = [
     "make_client",
     "ok_reply",
     "publish_properties",
+    "read_password_file",
     "response_topic_of",
     "set_nodelay",
     "start",

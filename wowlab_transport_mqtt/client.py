@@ -6,27 +6,36 @@ uuid); the bridge answers there. The node's token travels in each request body, 
 bridge checks it before acting.
 
 One paho connection per node identity, opened on first use: the connection of node ``N``
-logs in as user ``N`` (unless a username is configured), so a broker ACL can confine it to
+logs in as user ``N`` with the password and client id its token derives (see
+:mod:`wowlab_transport_mqtt.accounts`), and the broker confines it to
 ``wowlab/v1/nodes/N/...``; it publishes a retained ``online`` on its status topic when it
-connects, leaves a retained ``offline`` as its last will, and receives wake-ups on its
-inbox. Registering (before there is a node id) uses an anonymous connection of its own.
+connects, leaves a retained ``offline`` as its last will, receives its answers on
+``wowlab/v1/nodes/N/reply`` and wake-ups on its inbox. Registering (before there is a node
+id) uses a connection of its own as the registration identity (``wowlab-register``, or the
+user of the URL), with a random client id that names its reply topic.
+
+The bridge creates node N's account when N registers. A node whose account is missing
+(registered through another transport, or a broker set up again) is refused by the
+broker; it then asks the bridge, over a registration connection and with its token, to
+create the account (``enroll``) and logs in again.
 
 paho's thread only hands messages to the event loop (``anyio.from_thread.run_sync``).
 Requests survive broker restarts: paho reconnects with backoff, sessions persist, and a
 request without an answer is published again (same Correlation Data) after every
-reconnect and every ``resend_seconds``; the bridge answers a repeat from its cache
-instead of acting twice. A result (``complete``) is kept and resent until the bridge
-acknowledges it or ``result_timeout`` runs out; any other request raises
-:class:`~wowlab_core.errors.TransportError` after ``timeout``.
+reconnect and after ``resend_seconds``, then twice as long each time up to 4x, each wait
+±20 % (:func:`resend_waits`: a saturated bridge is not flooded with resends); the bridge
+answers a repeat from its cache instead of acting twice. A result (``complete``) is kept
+and resent until the bridge acknowledges it or ``result_timeout`` runs out; any other
+request raises :class:`~wowlab_core.errors.TransportError` after ``timeout``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
+import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,19 +45,20 @@ import anyio.lowlevel
 import anyio.to_thread
 import paho.mqtt.client as mqtt
 
-from wowlab_core.errors import InvalidRequest, TransportError
+from wowlab_core.errors import AuthenticationFailed, InvalidRequest, TransportError
 from wowlab_core.protocol import (
     ClaimStatus,
     Completion,
     CompletionOutcome,
     ConfigPayload,
+    Heartbeat,
     HeartbeatReply,
     Lease,
     NodeCredentials,
     NodeInfo,
     Registration,
 )
-from wowlab_transport_mqtt import topics
+from wowlab_transport_mqtt import accounts, topics
 from wowlab_transport_mqtt.broker import (
     BrokerSettings,
     correlation_of,
@@ -78,8 +88,34 @@ class ClientOptions:
     result_timeout: float = 120.0
     #: A request without an answer is published again this often (and on every reconnect).
     resend_seconds: float = 5.0
-    #: The start of this client's MQTT client ids.
+    #: The start of the client ids of registering connections.
     client_id_prefix: str = "wowlab"
+
+
+#: An unanswered request is published again after ``resend_seconds``, then after twice
+#: as long each time, up to this many times ``resend_seconds`` ...
+RESEND_BACKOFF_CAP = 4.0
+#: ... each wait drawn within ±20 %: nodes that lost their answers together (a saturated
+#: or restarted bridge) do not all resend at the same moment, and not ever faster.
+RESEND_JITTER = 0.2
+
+
+def resend_waits(
+    resend_seconds: float, uniform: Callable[[float, float], float] = random.uniform
+) -> Iterator[float]:
+    """How long to wait for an answer before each resend of one request."""
+    wait = resend_seconds
+    while True:
+        yield wait * uniform(1 - RESEND_JITTER, 1 + RESEND_JITTER)
+        wait = min(wait * 2, resend_seconds * RESEND_BACKOFF_CAP)
+
+
+#: CONNACK reasons that mean "no such account, or not this password / client id".
+_LOGIN_REFUSED = {134, 135}
+
+
+class LoginRefused(Exception):
+    """The broker refused this connection's login (CONNACK 134 or 135)."""
 
 
 class _Pending:
@@ -91,27 +127,45 @@ class _Pending:
 
 
 class _Connection:
-    """One paho client: a node identity (or the anonymous one that registers)."""
+    """One paho client: a node identity (or the registration identity)."""
 
     def __init__(
         self,
         settings: BrokerSettings,
         *,
-        node_id: int | None,
+        creds: NodeCredentials | None,
         prefix: str,
         resend_seconds: float,
         loop_token: anyio.lowlevel.EventLoopToken,
     ) -> None:
+        node_id = creds.node_id if creds is not None else None
         self.node_id = node_id
+        self.token = creds.token if creds is not None else None
         self.resend_seconds = resend_seconds
-        who = str(node_id) if node_id is not None else "new"
-        self.client_id = f"{prefix}-{who}-{secrets.token_hex(6)}"
-        self.reply_topic = topics.reply_topic(self.client_id)
-        self.inbox_topic = topics.inbox_topic(node_id) if node_id is not None else None
-        self.settings = settings.with_username(who) if node_id is not None else settings
+        if creds is not None:
+            self.client_id = accounts.node_client_id(creds.node_id, creds.token)
+            self.reply_topic = topics.node_reply_topic(creds.node_id)
+            self.inbox_topic: str | None = topics.inbox_topic(creds.node_id)
+            self.settings = settings.with_login(
+                accounts.node_username(creds.node_id), accounts.node_password(creds.token)
+            )
+        else:
+            self.client_id = accounts.registration_client_id(prefix)
+            self.reply_topic = topics.registration_reply_topic(self.client_id)
+            self.inbox_topic = None
+            self.settings = (
+                settings
+                if settings.username is not None
+                else settings.with_login(
+                    accounts.REGISTRATION_USERNAME, accounts.REGISTRATION_PASSWORD
+                )
+            )
         self.pending: dict[bytes, _Pending] = {}
         self.up = anyio.Event()  # set while connected
         self.last_error: str | None = None
+        #: Why the broker refused the login, until a login succeeds.
+        self.refusal: str | None = None
+        self._state_changed = anyio.Event()
         self._work = anyio.Event()
         self._loop_token = loop_token
         self._closing = False
@@ -138,7 +192,10 @@ class _Connection:
         self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         if reason.is_failure:
-            self._to_loop(self._failed, f"the broker refused the connection: {reason}")
+            if reason.value in _LOGIN_REFUSED:
+                self._to_loop(self._refused, f"{reason} (user {self.settings.username})")
+            else:
+                self._to_loop(self._failed, f"the broker refused the connection: {reason}")
             return
         set_nodelay(client)
         subscriptions = [(self.reply_topic, 1)]
@@ -164,12 +221,31 @@ class _Connection:
 
     def _connected(self) -> None:
         self.last_error = None
+        self.refusal = None
         self.up.set()
+        self._notify_state()
         for pending in self.pending.values():
             pending.wake.set()  # publish again on the new connection
 
     def _failed(self, error: str) -> None:
         self.last_error = error
+
+    def _refused(self, why: str) -> None:
+        self.last_error = self.refusal = f"the MQTT broker refused the login: {why}"
+        self._notify_state()
+        for pending in self.pending.values():
+            pending.wake.set()  # stop waiting for an answer that cannot come
+
+    def _notify_state(self) -> None:
+        self._state_changed.set()
+        self._state_changed = anyio.Event()
+
+    async def wait_connected(self) -> None:
+        """Return once connected; raise :class:`LoginRefused` if the broker refuses."""
+        while not self.up.is_set():
+            if self.refusal is not None:
+                raise LoginRefused(self.refusal)
+            await self._state_changed.wait()
 
     def _disconnected(self, reason: str) -> None:
         if self.up.is_set():
@@ -205,10 +281,11 @@ class _Connection:
         correlation = uuid.uuid4().bytes
         payload = encode(body)
         pending = self.pending[correlation] = _Pending()
+        waits = resend_waits(self.resend_seconds)
         try:
             with anyio.move_on_after(timeout):
                 while pending.reply is None:
-                    await self.up.wait()
+                    await self.wait_connected()
                     pending.wake = anyio.Event()
                     self.client.publish(
                         topic,
@@ -220,7 +297,7 @@ class _Connection:
                             expiry=int(timeout) + 1,
                         ),
                     )
-                    with anyio.move_on_after(self.resend_seconds):
+                    with anyio.move_on_after(next(waits)):
                         await pending.wake.wait()
         finally:
             del self.pending[correlation]
@@ -252,6 +329,10 @@ class _Connection:
                     info.wait_for_publish(timeout=2.0)
             self.client.disconnect(properties=end_session_properties())
         self.client.loop_stop()
+        # Close the sockets now: the client is freed only by the cyclic garbage collector
+        # (its callbacks point back here), and paho's select() fails for any descriptor
+        # above 1023, so leaked ones break the other connections of this process.
+        getattr(self.client, "_reset_sockets", lambda: None)()
 
 
 class MqttTransport:
@@ -264,24 +345,44 @@ class MqttTransport:
             url, **{k: v for k, v in options.items() if k not in names}
         )
         self._connections: dict[int | None, _Connection] = {}
+        self._retired: list[_Connection] = []
+        self._enrolling: dict[int, anyio.Lock] = {}
+        #: The token the bridge last accepted for each node (wait_for_work asks no one).
+        self._accepted: dict[int, str] = {}
         self._closed = False
 
     # --- plumbing -------------------------------------------------------------------
 
-    def _connection(self, node_id: int | None) -> _Connection:
+    def _connection(self, creds: NodeCredentials | None) -> _Connection:
         if self._closed:
             raise TransportError("this MQTT transport is closed")
-        conn = self._connections.get(node_id)
+        key = creds.node_id if creds is not None else None
+        conn = self._connections.get(key)
+        if conn is not None and creds is not None and conn.token != creds.token:
+            self._retire(conn)  # the same id with another token: not this identity
+            conn = None
         if conn is None:
             conn = _Connection(
                 self.broker,
-                node_id=node_id,
+                creds=creds,
                 prefix=self.options.client_id_prefix,
                 resend_seconds=self.options.resend_seconds,
                 loop_token=anyio.lowlevel.current_token(),
             )
-            self._connections[node_id] = conn
+            self._connections[key] = conn
         return conn
+
+    def _retire(self, conn: _Connection) -> None:
+        if self._connections.get(conn.node_id) is conn:
+            del self._connections[conn.node_id]
+        conn._closing = True
+        self._retired.append(conn)
+
+    async def _close_retired(self) -> None:
+        retired, self._retired = self._retired, []
+        with anyio.CancelScope(shield=True):
+            for conn in retired:
+                await anyio.to_thread.run_sync(conn.close)
 
     async def _ask(
         self,
@@ -293,18 +394,67 @@ class MqttTransport:
     ) -> Any:
         if not isinstance(creds.node_id, int) or isinstance(creds.node_id, bool):
             raise InvalidRequest("node_id must be an integer", field="node_id")
-        conn = self._connection(creds.node_id)
+        if self._retired:
+            await self._close_retired()
+        topic = topics.request_topic(creds.node_id, op)
         body = {"token": creds.token, **(args or {})}
-        return await conn.request(
-            topics.request_topic(creds.node_id, op), body, timeout or self.options.timeout
-        )
+        try:
+            answer = await self._request_logged_in(creds, topic, body, timeout)
+        except AuthenticationFailed:
+            self._accepted.pop(creds.node_id, None)
+            raise
+        self._accepted[creds.node_id] = creds.token
+        return answer
+
+    async def _request_logged_in(
+        self, creds: NodeCredentials, topic: str, body: dict[str, Any], timeout: float | None
+    ) -> Any:
+        timeout = timeout or self.options.timeout
+        conn = self._connection(creds)
+        try:
+            return await conn.request(topic, body, timeout)
+        except LoginRefused:
+            await self._enroll(creds, conn)
+        try:
+            return await self._connection(creds).request(topic, body, timeout)
+        except LoginRefused as exc:
+            raise AuthenticationFailed(
+                f"node {creds.node_id} cannot log in to the MQTT broker: {exc}"
+            ) from None
+
+    async def _enroll(self, creds: NodeCredentials, refused: _Connection) -> None:
+        """Have the bridge (re)create this node's account, once for all the requests
+        that met the refused connection."""
+        lock = self._enrolling.setdefault(creds.node_id, anyio.Lock())
+        async with lock:
+            if self._connections.get(creds.node_id) is not refused:
+                return  # another request has enrolled already
+            self._retire(refused)
+            await self._close_retired()
+            log.info("node %s has no MQTT account yet; asking the bridge for one", creds.node_id)
+            await self._registration_request(
+                topics.ENROLL, {"node_id": creds.node_id, "token": creds.token}
+            )
+
+    async def _registration_request(self, topic: str, body: dict[str, Any]) -> Any:
+        conn = self._connection(None)
+        try:
+            return await conn.request(topic, body, self.options.timeout)
+        except LoginRefused as exc:
+            raise AuthenticationFailed(
+                f"{exc}; a node registers as {accounts.REGISTRATION_USERNAME!r} with the "
+                "pool's registration password (in the URL if the pool has its own)"
+            ) from None
+        finally:
+            if not conn.pending:  # needed again only if this node enrols again
+                self._retire(conn)
+                await self._close_retired()
 
     # --- the transport contract -----------------------------------------------------
 
     async def register(self, info: NodeInfo) -> Registration:
-        """Register a new node (over the anonymous connection)."""
-        conn = self._connection(None)
-        result = await conn.request(topics.REGISTER, {"info": info.to_dict()}, self.options.timeout)
+        """Register a new node (as the registration identity)."""
+        result = await self._registration_request(topics.REGISTER, {"info": info.to_dict()})
         return Registration.from_dict(result)
 
     async def claim_status(self, creds: NodeCredentials, *, wait: float = 0.0) -> ClaimStatus:
@@ -315,9 +465,10 @@ class MqttTransport:
         )
         return ClaimStatus.from_dict(result)
 
-    async def heartbeat(self, creds: NodeCredentials) -> HeartbeatReply:
-        """Heartbeat."""
-        return HeartbeatReply.from_dict(await self._ask(creds, "heartbeat"))
+    async def heartbeat(self, creds: NodeCredentials, beat: Heartbeat) -> HeartbeatReply:
+        """Heartbeat: name the running chunks (the others are handed back)."""
+        result = await self._ask(creds, "heartbeat", {"beat": beat.to_dict()})
+        return HeartbeatReply.from_dict(result)
 
     async def lease(self, creds: NodeCredentials, max_chunks: int) -> list[Lease]:
         """Lease up to ``max_chunks`` chunks."""
@@ -342,12 +493,19 @@ class MqttTransport:
         return [CompletionOutcome.from_dict(item) for item in result]
 
     async def fail(
-        self, creds: NodeCredentials, chunk_id: int, lease_token: str, error: str
+        self,
+        creds: NodeCredentials,
+        chunk_id: int,
+        lease_token: str,
+        error: str,
+        *,
+        reason: str | None = None,
     ) -> None:
         """Report a failed chunk."""
-        await self._ask(
-            creds, "fail", {"chunk_id": chunk_id, "lease_token": lease_token, "error": error}
-        )
+        body: dict[str, Any] = {"chunk_id": chunk_id, "lease_token": lease_token, "error": error}
+        if reason is not None:
+            body["reason"] = reason
+        await self._ask(creds, "fail", body)
 
     async def release(
         self, creds: NodeCredentials, chunk_ids: Sequence[int], lease_token: str
@@ -363,20 +521,22 @@ class MqttTransport:
         await self._ask(creds, "offline")
 
     async def wait_for_work(self, creds: NodeCredentials, timeout: float) -> None:
-        """Return on a wake-up pushed to the node's inbox, or after ``timeout``."""
-        conn = self._connection(creds.node_id)
+        """Return on a wake-up pushed to the node's inbox, or after ``timeout``.
+
+        Credentials the bridge has not accepted yet are checked first (with a claim-status
+        request, which changes nothing), so a wrong token is refused here too.
+        """
+        if self._accepted.get(creds.node_id) != creds.token:
+            await self._ask(creds, "claim_status", {"wait": 0.0})
+        conn = self._connection(creds)
         await conn.wait_for_work(timeout)
 
     async def aclose(self) -> None:
         """Close every connection (each node's says ``offline`` first)."""
         self._closed = True
-        connections = list(self._connections.values())
-        self._connections.clear()
-        for conn in connections:
-            conn._closing = True
-        with anyio.CancelScope(shield=True):
-            for conn in connections:
-                await anyio.to_thread.run_sync(conn.close)
+        for conn in list(self._connections.values()):
+            self._retire(conn)
+        await self._close_retired()
 
 
 def mqtt_transport(url: str = "", **options: Any) -> MqttTransport:
@@ -384,4 +544,4 @@ def mqtt_transport(url: str = "", **options: Any) -> MqttTransport:
     return MqttTransport(url, **options)
 
 
-__all__ = ["ClientOptions", "MqttTransport", "mqtt_transport"]
+__all__ = ["ClientOptions", "LoginRefused", "MqttTransport", "mqtt_transport"]

@@ -1,5 +1,5 @@
-"""What the bridge reads and writes besides the coordinator's operations: presence and
-which nodes to wake.
+"""What the bridge reads and writes besides the coordinator's operations: presence,
+which nodes to wake, and which nodes exist (for their broker accounts).
 
 The coordinator's operations all start from a node's token; a last will carries none (the
 broker sends it for a node that can no longer speak). These few statements mark nodes
@@ -17,8 +17,10 @@ from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import col, select
 
 from wowlab_core.access import allowed_clause
-from wowlab_core.db import read_session, write_session
+from wowlab_core.db import read_session, rowcount, write_session
+from wowlab_core.errors import AuthenticationFailed
 from wowlab_core.models import ChunkStatus, Node, NodeStatus, SimChunk, SimJob, utcnow
+from wowlab_core.nodes import authenticate_node
 from wowlab_core.scheduler import ACTIVE_JOB_STATUSES
 
 #: Wake nodes until their workers could take this many times the pending chunks.
@@ -35,7 +37,7 @@ def mark_online(db: DbEngine, node_id: int) -> bool:
             .execution_options(synchronize_session=False)
         )
         session.commit()
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result) > 0
 
 
 def mark_offline(db: DbEngine, node_id: int) -> bool:
@@ -49,7 +51,7 @@ def mark_offline(db: DbEngine, node_id: int) -> bool:
             .execution_options(synchronize_session=False)
         )
         session.commit()
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result) > 0
 
 
 def pending_marker(db: DbEngine) -> tuple[int, int]:
@@ -105,4 +107,33 @@ def nodes_to_wake(db: DbEngine, present: Collection[int], idle: Collection[int] 
     return list(chosen)
 
 
-__all__ = ["mark_offline", "mark_online", "nodes_to_wake", "pending_marker"]
+def token_is_valid(db: DbEngine, node_id: int, token: str) -> bool:
+    """Whether ``token`` is node ``node_id``'s token (the node exists)."""
+    with read_session(db) as session:
+        try:
+            authenticate_node(session, node_id=node_id, token=token)
+        except AuthenticationFailed:
+            return False
+    return True
+
+
+def existing_node_ids(db: DbEngine, node_ids: Collection[int]) -> set[int]:
+    """Which of ``node_ids`` still exist."""
+    found: set[int] = set()
+    wanted = sorted(node_ids)
+    with read_session(db) as session:
+        for start in range(0, len(wanted), 500):
+            batch = wanted[start : start + 500]
+            rows = session.exec(select(Node.id).where(col(Node.id).in_(batch))).all()
+            found.update(i for i in rows if i is not None)
+    return found
+
+
+__all__ = [
+    "existing_node_ids",
+    "mark_offline",
+    "mark_online",
+    "nodes_to_wake",
+    "pending_marker",
+    "token_is_valid",
+]

@@ -53,6 +53,7 @@ def make_job(
     chunks: int | None = 4,
     seed: int = 1,
     config: dict[str, Any] | None = None,
+    engine_name: str = "toy",
     **kwargs: Any,
 ) -> int:
     with write_session(db) as s:
@@ -61,7 +62,7 @@ def make_job(
             user=user,
             config=config or TOY,
             iterations=iterations,
-            engine_name="toy",
+            engine_name=engine_name,
             seed=seed,
             hooks=hooks,
             chunks=chunks,

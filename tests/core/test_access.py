@@ -71,7 +71,7 @@ def test_access_matrix(db: Engine, world: dict[str, int], wowlab_hooks: Hooks, c
     expected, grants = MATRIX[case]
     with read_session(db) as s:
         owner = s.get(User, world["owner"])
-    node, creds = make_node(db, owner)
+    node, creds = make_node(db, owner, max_parallel=8)
     with write_session(db) as s:
         set_access(s, node=node, grants=_grants(world, grants))
         s.commit()
@@ -81,9 +81,17 @@ def test_access_matrix(db: Engine, world: dict[str, int], wowlab_hooks: Hooks, c
             user = s.get(User, world[name])
             assert user is not None
             assert may_use_node(s, user, node, hooks=wowlab_hooks) == (name in expected), name
-    # The lease query agrees: the node leases exactly the jobs of the allowed people.
+    # The lease query agrees: the node leases exactly the jobs of the allowed people
+    # (jobs that opted in to public nodes; see the test below for the default).
     jobs = {
-        name: make_job(db, s.get(User, world[name]) or owner, wowlab_hooks, iterations=5, chunks=1)  # type: ignore[arg-type]
+        name: make_job(
+            db,
+            s.get(User, world[name]) or owner,  # type: ignore[arg-type]
+            wowlab_hooks,
+            iterations=5,
+            chunks=1,
+            allow_public=True,
+        )
         for name in PEOPLE
     }
     leased = {
@@ -91,6 +99,30 @@ def test_access_matrix(db: Engine, world: dict[str, int], wowlab_hooks: Hooks, c
         for lease in Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS).lease(creds, 20)
     }
     assert leased == {jobs[name] for name in expected}
+
+
+def test_public_nodes_run_only_jobs_that_opt_in(
+    db: Engine, world: dict[str, int], wowlab_hooks: Hooks
+) -> None:
+    """A stranger's public node takes a job only when its owner chose public nodes."""
+    with read_session(db) as s:
+        owner = s.get(User, world["owner"])
+        stranger = s.get(User, world["outsider"])
+    assert owner is not None and stranger is not None
+    node, creds = make_node(db, stranger, max_parallel=8)
+    with write_session(db) as s:
+        set_access(s, node=node, grants=[(AccessType.PUBLIC, None)])
+        s.commit()
+    default_job = make_job(db, owner, wowlab_hooks, iterations=5, chunks=1)
+    public_job = make_job(db, owner, wowlab_hooks, iterations=5, chunks=1, allow_public=True)
+    coordinator = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
+    assert {lease.job_id for lease in coordinator.lease(creds, 8)} == {public_job}
+    assert default_job != public_job
+    with read_session(db) as s:
+        # Seen from the submitter: the public node counts only for a job that opts in.
+        ids = {n.id for n in usable_nodes(s, owner, hooks=wowlab_hooks, include_public=False)}
+        assert node.id not in ids
+        assert node.id in {n.id for n in usable_nodes(s, owner, hooks=wowlab_hooks)}
 
 
 def test_revoked_grants_stop_access(db: Engine, world: dict[str, int], wowlab_hooks: Hooks) -> None:

@@ -23,7 +23,7 @@ from wowlab_core.errors import (
     InvalidRequest,
     WowlabError,
 )
-from wowlab_core.hashing import parse_json
+from wowlab_core.hashing import content_hash, parse_json
 from wowlab_core.jobs import JobLimits, submit_job
 from wowlab_core.models import Node, User, utcnow
 from wowlab_core.nodes import claim_node
@@ -187,8 +187,19 @@ def test_malformed_json_names_line_and_column() -> None:
         ConfigInvalid, match=r"config is not valid JSON: Expecting ',' delimiter at line 2 column 3"
     ):
         parse_json('{"a": 1\n  "b": 2}')
-    with pytest.raises(ConfigInvalid, match="NaN is not allowed"):
+    with pytest.raises(ConfigInvalid, match=r"NaN is not allowed at a$") as caught:
         parse_json('{"a": NaN}')
+    assert caught.value.field == "a"
+
+
+def test_a_non_finite_number_names_its_field() -> None:
+    with pytest.raises(ConfigInvalid, match=r"Infinity is not allowed at s\[1\]\.d$") as caught:
+        parse_json('{"s": [{}, {"c": 1, "d": Infinity}]}')
+    assert caught.value.field == "s[1].d"
+    # The API parses NaN into a float; hashing the config names the path too.
+    with pytest.raises(ConfigInvalid, match=r"NaN is not allowed at s\[0\]$") as caught:
+        content_hash({"s": [float("nan")]})
+    assert caught.value.field == "s[0]"
 
 
 def test_errors_carry_a_json_body_naming_the_field() -> None:

@@ -120,6 +120,15 @@ def test_sim_reads_stdin(toy_config: Path) -> None:
     assert json.loads(done.stdout)["iterations"] == 100
 
 
+def test_sim_refuses_a_config_over_4_mib_on_stdin() -> None:
+    # Valid JSON over 4 MiB: it must be refused as too large, not cut and parsed as bad JSON.
+    big = json.dumps({"base_dps": 1, "padding": "x" * (4 * 1024 * 1024)})
+    done = wowlab("sim", "-", "--engine", "toy", "--json", stdin=big)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.strip() == "error: the config on stdin is larger than 4 MiB"
+
+
 @pytest.mark.parametrize(
     ("args", "content", "message"),
     [
@@ -131,7 +140,12 @@ def test_sim_reads_stdin(toy_config: Path) -> None:
         (
             ["--engine", "toy"],
             '{"base_dps": NaN}',
-            "error: bad.json is not valid JSON: NaN is not allowed",
+            "error: bad.json is not valid JSON: NaN is not allowed at base_dps",
+        ),
+        (
+            ["--engine", "toy"],
+            '{"base_dps": 1, "nested": [0, {"x": -Infinity}]}',
+            "error: bad.json is not valid JSON: -Infinity is not allowed at nested[1].x",
         ),
         (["--engine", "toy"], '{"spreed": 1}', "error: spreed: unknown field"),
         (["--engine", "simc"], "{}", "error: unknown engine 'simc'"),
@@ -247,7 +261,7 @@ def test_db_upgrade_on_postgres_via_environment() -> None:
         assert done.returncode == 0, done.stderr
         assert current_revision(engine) == head_revision(engine)
         bad = wowlab("db", "upgrade", "--database-url", "postgresql://nobody@127.0.0.1:1/none")
-        assert bad.returncode == 2 and "Traceback" not in bad.stderr
+        assert bad.returncode == 1 and "Traceback" not in bad.stderr
         assert bad.stderr.startswith("error: cannot use the database: connection failed")
         assert len(bad.stderr.strip().splitlines()) == 1
 

@@ -45,9 +45,14 @@ def test_wowlab_register_engines(wowlab_hooks: Hooks, register_plugin: Any) -> N
         def wowlab_register_engines(self, register: Any) -> None:
             register(type("E", (), {"name": "toy", "version": "9"})())
 
-    register_plugin(Clash())
-    with pytest.raises(ValueError, match="two plugins register an engine named 'toy'"):
-        wowlab_hooks.engines()
+    clash = register_plugin(Clash())
+    # The later plugin is set aside as broken; the first one's engine and the rest still work.
+    engines = wowlab_hooks.engines()
+    assert engines["toy"].version != "9" and "second" in engines
+    [problem] = wowlab_hooks.state.problems
+    assert problem.stage == "register" and problem.kind == "broken"
+    assert "an engine named 'toy' is registered by toy-engine already" in problem.reason
+    assert not wowlab_hooks.pm.is_registered(clash)
 
 
 def test_wowlab_register_transports(wowlab_hooks: Hooks, register_plugin: Any) -> None:
@@ -109,6 +114,45 @@ def test_wowlab_node_claimed(sqlite_db: Engine, wowlab_hooks: Hooks, register_pl
     )
     assert run.status == "completed"
     assert sorted(seen) == [("local-1", "local"), ("local-2", "local")]
+
+
+def test_wowlab_node_removed_by_the_stale_node_cleanup(
+    sqlite_db: Engine,
+    wowlab_hooks: Hooks,
+    register_plugin: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import timedelta
+
+    import wowlab_core.plugins
+    from wowlab_core.cli import cli
+    from wowlab_core.models import utcnow
+
+    seen: list[tuple[int, Any]] = []
+
+    class Listener:
+        @hookimpl
+        def wowlab_node_removed(self, node_id: int, user: User | None) -> None:
+            seen.append((node_id, user))
+
+    register_plugin(Listener())
+    monkeypatch.setattr(wowlab_core.plugins, "get_hooks", lambda: wowlab_hooks)
+    stale, _ = make_node(sqlite_db, None, name="stale")
+    fresh, _ = make_node(sqlite_db, None, name="fresh")
+    with write_session(sqlite_db) as s:
+        row = s.get(Node, stale.id)
+        assert row is not None
+        row.last_seen_at = utcnow() - timedelta(days=31)
+        s.add(row)
+        s.commit()
+    result = CliRunner().invoke(
+        cli, ["db", "cleanup", "--database-url", str(sqlite_db.url), "--days", "30"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "deleted 1 stale node(s)" in result.output
+    assert seen == [(stale.id, None)]
+    with read_session(sqlite_db) as s:
+        assert s.get(Node, fresh.id) is not None and s.get(Node, stale.id) is None
 
 
 def test_wowlab_plan_chunks(sqlite_db: Engine, wowlab_hooks: Hooks, register_plugin: Any) -> None:
@@ -270,6 +314,8 @@ def test_wowlab_chunk_completed_and_wowlab_job_finished(
     done = [Completion(le.chunk_id, le.lease_token, toy_result(le)) for le in leases]
     coordinator.complete(creds, done)
     coordinator.complete(creds, done)  # duplicates announce nothing
+    assert coordinator.settle()  # the job is merged (and announced) by the finisher
+    assert wowlab_hooks.flush_events(timeout=10)
     assert events == [("chunk", (0, 10)), ("chunk", (10, 10)), ("job", "completed")]
 
 
@@ -296,3 +342,34 @@ def test_wowlab_job_finished_on_failure(
         and finished[0].startswith("failed: chunk")
         and "toy engine told to fail" in finished[0]
     )
+
+
+def test_chunk_listeners_see_each_stored_chunk_on_every_database(
+    db: Engine, wowlab_hooks: Hooks, register_plugin: Any
+) -> None:
+    """PostgreSQL stores a node's results on its owner's jobs in one statement: the
+    chunks its listeners get are built from that statement's rows, as SQLite's are."""
+    seen: list[tuple[int, str, int | None, int, bool]] = []
+
+    class Listener:
+        @hookimpl
+        def wowlab_chunk_completed(self, chunk: SimChunk, result: Any) -> None:
+            same = chunk.result is not None and chunk.result["count"] == result.count
+            seen.append(
+                (chunk.seed_offset, chunk.status, chunk.computed_by, chunk.iterations, same)
+            )
+
+    register_plugin(Listener())
+    owner = make_user(db, "owner")
+    node, creds = make_node(db, owner, max_parallel=2)
+    make_job(db, owner, wowlab_hooks, iterations=20, chunks=2)
+    coordinator = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
+    leases = coordinator.lease(creds, 2)
+    coordinator.complete(
+        creds, [Completion(le.chunk_id, le.lease_token, toy_result(le)) for le in leases]
+    )
+    assert wowlab_hooks.flush_events(timeout=10)
+    assert sorted(seen) == [
+        (0, "completed", node.id, 10, True),
+        (10, "completed", node.id, 10, True),
+    ]

@@ -43,6 +43,9 @@ def test_hook_has_a_complete_docstring(name: str) -> None:
             assert re.search(rf"^\s*{param}:", doc, re.M), f"{name} does not describe {param!r}"
     if is_firstresult(name):
         assert "Stops at the first non-None result." in doc
+    # Where it runs: the thread, and whether inside a database transaction.
+    assert re.search(r"^Runs: ", doc, re.M), f"{name} does not say where it runs"
+    assert "transaction" in doc, f"{name} does not say whether it runs in a transaction"
 
 
 @pytest.mark.parametrize("name", HOOKS)

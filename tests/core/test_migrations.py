@@ -46,5 +46,8 @@ def test_deleting_a_node_keeps_chunk_history_at_the_database_level(empty_db: Eng
     upgrade(empty_db)
     with empty_db.connect() as conn:
         fks = sa.inspect(conn).get_foreign_keys("sim_chunks")
-    [node_fk] = [fk for fk in fks if fk["referred_table"] == "nodes"]
-    assert node_fk["options"].get("ondelete", "").upper() == "SET NULL"
+    node_fks = {fk["constrained_columns"][0]: fk for fk in fks if fk["referred_table"] == "nodes"}
+    # who holds it, who computed it, who verified it, who disagreed: all history
+    assert set(node_fks) == {"node_id", "computed_by", "verified_by", "alt_node_id"}
+    for fk in node_fks.values():
+        assert fk["options"].get("ondelete", "").upper() == "SET NULL"

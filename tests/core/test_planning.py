@@ -9,15 +9,21 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from wowlab_core.planning import (
+    DEFAULT_WORKER_EVENTS_PER_SECOND,
     DEFAULT_WORKER_THROUGHPUT,
+    MAX_BUDGET_SECONDS,
     MAX_CHUNK_ITERATIONS,
     MAX_CHUNKS_PER_JOB,
+    MIN_BUDGET_SECONDS,
     MIN_CHUNK_ITERATIONS,
     TARGET_CHUNK_SECONDS,
     Capacity,
     ChunkPlan,
     check_plan,
+    chunk_budget_seconds,
     default_chunk_size,
+    iteration_rate,
+    max_job_iterations,
     split_evenly,
     split_into,
 )
@@ -193,3 +199,95 @@ def test_check_plan_catches_any_single_change(total: int, chunks: int, data: st.
         plans[i] = ChunkPlan(p.seed_offset, p.iterations + delta)
     with pytest.raises(ValueError):
         check_plan(plans, 0, total)
+
+
+# --------------------------------------------------------------------------- by cost
+
+# Figures of a real pair (benchmarks/README.md, tests/engine/slow_aoe.json): fire_mage
+# ~660 events and ~0.1 ms per iteration; slow_aoe ~420,000 events and ~0.14 s.
+FIRE_MAGE = {"events_per_iteration": 660.0, "seconds_per_iteration": 0.0001}
+SLOW_AOE = {"events_per_iteration": 420_000.0, "seconds_per_iteration": 0.14}
+
+
+def test_a_pool_measured_on_a_cheap_config_does_not_size_an_expensive_one_by_it() -> None:
+    # The review's case: nodes measured ~8,000 it/s on fire_mage; before, an expensive
+    # config got 40,000-iteration chunks (~1.5 hours each).
+    pool = Capacity(nodes=1, workers=1, iterations_per_second=8000.0)
+    size = default_chunk_size(100_000, pool, **SLOW_AOE)
+    assert size * SLOW_AOE["seconds_per_iteration"] <= TARGET_CHUNK_SECONDS
+    assert size >= 30  # and still about 5 s of work, not a handful of iterations
+    cheap = default_chunk_size(10**6, pool, **FIRE_MAGE)
+    assert cheap * FIRE_MAGE["seconds_per_iteration"] <= TARGET_CHUNK_SECONDS * 1.01
+
+
+@settings(max_examples=200)
+@given(
+    st.integers(min_value=1, max_value=10**8),
+    st.integers(min_value=1, max_value=256),
+    st.floats(min_value=1.0, max_value=2e6),
+    st.floats(min_value=1e-6, max_value=5.0),
+    st.one_of(st.just(0.0), st.floats(min_value=1e3, max_value=1e9)),
+)
+def test_known_cost_chunks_take_about_the_target_time(
+    total: int, workers: int, events: float, seconds: float, node_speed: float
+) -> None:
+    pool = Capacity(
+        nodes=1, workers=workers, iterations_per_second=0.0, worker_events_per_second=node_speed
+    )
+    size = default_chunk_size(
+        total, pool, events_per_iteration=events, seconds_per_iteration=seconds
+    )
+    rate = iteration_rate(
+        events_per_iteration=events,
+        seconds_per_iteration=seconds,
+        worker_events_per_second=node_speed,
+    )
+    assert rate is not None and 1 <= size <= total
+    # At most ~5 s of work on a worker (or one iteration), unless the chunk-count bound
+    # forces bigger chunks (submit refuses such jobs, see max_job_iterations).
+    if total <= max_job_iterations(rate):
+        assert size <= max(1, rate * TARGET_CHUNK_SECONDS) + 1
+    assert math.ceil(total / size) <= MAX_CHUNKS_PER_JOB
+
+
+@pytest.mark.parametrize(
+    ("events", "seconds", "node_speed", "expected"),
+    [
+        (1000.0, None, 0.0, DEFAULT_WORKER_EVENTS_PER_SECOND / 1000),
+        (1000.0, None, 2e6, 2000.0),
+        (None, 0.5, 0.0, 2.0),
+        (1000.0, 0.01, 1e9, 100.0),  # the slower estimate wins (a node cannot claim more)
+        (None, None, 1e9, None),
+        (math.nan, math.inf, math.nan, None),
+        (-5.0, 0.0, -1.0, None),
+    ],
+)
+def test_iteration_rate(
+    events: float | None, seconds: float | None, node_speed: float, expected: float | None
+) -> None:
+    assert (
+        iteration_rate(
+            events_per_iteration=events,
+            seconds_per_iteration=seconds,
+            worker_events_per_second=node_speed,
+        )
+        == expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("iterations", "rate", "expected"),
+    [
+        (35, 7.0, MIN_BUDGET_SECONDS),  # 5 s expected: 50 s
+        (100, 1.0, MAX_BUDGET_SECONDS),  # 100 s expected: capped
+        (700, 100.0, 70.0),  # 7 s expected x 10
+        (10, None, None),  # cost unknown: the node's own cap applies
+        (10, math.nan, None),
+    ],
+)
+def test_chunk_budget(iterations: int, rate: float | None, expected: float | None) -> None:
+    budget = chunk_budget_seconds(iterations, rate)
+    if expected == MIN_BUDGET_SECONDS:
+        assert budget is not None and MIN_BUDGET_SECONDS <= budget <= 50.0
+    else:
+        assert budget == expected

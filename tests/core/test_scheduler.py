@@ -24,6 +24,8 @@ from wowlab_core.testing.plugin import TEST_SETTINGS
 
 from .helpers import make_job, make_node, make_user
 
+LONG_LEASES = TEST_SETTINGS.__class__(lease_seconds=600)
+
 
 def _job(db: Engine, job_id: int) -> SimJob:
     with read_session(db) as s:
@@ -38,7 +40,7 @@ def test_concurrent_leasers_never_share_a_chunk_on_postgres(
 ) -> None:
     """≥ 8 concurrent leasers, ≥ 2,000 chunks: every chunk leased exactly once."""
     owner = make_user(postgres_db, "owner")
-    nodes = [make_node(postgres_db, owner, name=f"n{i}")[1] for i in range(10)]
+    nodes = [make_node(postgres_db, owner, name=f"n{i}", max_parallel=256)[1] for i in range(10)]
     job_id = make_job(postgres_db, owner, wowlab_hooks, iterations=2400, chunks=2400)
     coordinator = Coordinator(
         postgres_db, hooks=wowlab_hooks, settings=TEST_SETTINGS.__class__(lease_seconds=600)
@@ -94,6 +96,7 @@ def test_a_thousand_duplicate_completions_count_once(db: Engine, wowlab_hooks: H
     coordinator.complete(
         creds, [Completion(second.chunk_id, second.lease_token, toy_result(second))]
     )
+    coordinator.settle()
     job = _job(db, job_id)
     assert job.completed_iterations == 40 and job.status == JobStatus.COMPLETED.value
     assert job.result["iterations"] == 40
@@ -121,6 +124,7 @@ def test_concurrent_duplicates_from_many_connections_on_postgres(
     with ThreadPoolExecutor(16) as pool:
         outcomes = [o for batch in pool.map(race, range(16)) for o in batch]
     assert outcomes.count(Outcome.ACCEPTED.value) == 1 and len(outcomes) == 320
+    assert coordinator.settle()
     job = _job(postgres_db, job_id)
     assert job.completed_iterations == 10 and job.status == JobStatus.COMPLETED.value
 
@@ -193,3 +197,180 @@ def test_silent_nodes_go_offline_and_stale_ones_are_deleted_keeping_history(
             and chunk.result is not None
         )
         assert s.get(User, owner.id) is not None
+
+
+def test_the_merge_runs_after_the_completing_call_returned(
+    db: Engine, wowlab_hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node that sends a job's last result gets its answer without waiting for the
+    merge; the job is merged once, in the coordinator's finisher thread."""
+    import wowlab_core.coordinator as coordinator_module
+
+    owner = make_user(db, "owner")
+    _, creds = make_node(db, owner, max_parallel=2)
+    job_id = make_job(db, owner, wowlab_hooks, iterations=20, chunks=2)
+    coordinator = Coordinator(db, hooks=wowlab_hooks, settings=LONG_LEASES)
+    release = threading.Event()
+    merges: list[str] = []
+    real_finalize = coordinator_module.finalize_job
+
+    def slow_finalize(*args: object, **kwargs: object) -> bool:
+        merges.append(threading.current_thread().name)
+        assert release.wait(30)
+        return real_finalize(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(coordinator_module, "finalize_job", slow_finalize)
+    leases = coordinator.lease(creds, 2)
+    [outcome] = coordinator.complete(
+        creds, [Completion(leases[0].chunk_id, leases[0].lease_token, toy_result(leases[0]))]
+    )
+    assert outcome.outcome == Outcome.ACCEPTED.value and merges == []  # not done yet
+    [outcome] = coordinator.complete(  # returns while the merge is held
+        creds, [Completion(leases[1].chunk_id, leases[1].lease_token, toy_result(leases[1]))]
+    )
+    assert outcome.outcome == Outcome.ACCEPTED.value
+    job = _job(db, job_id)
+    assert job.status == JobStatus.RUNNING.value and job.completed_iterations == 20
+    release.set()
+    assert coordinator.settle(30)
+    job = _job(db, job_id)
+    assert job.status == JobStatus.COMPLETED.value and job.result["iterations"] == 20
+    assert merges == ["wowlab-finisher"]
+
+
+def test_two_nodes_finishing_a_job_at_once_merge_it_once(
+    db: Engine, wowlab_hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wowlab_core.coordinator as coordinator_module
+
+    owner = make_user(db, "owner")
+    nodes = [make_node(db, owner, name=f"n{i}", max_parallel=1)[1] for i in range(2)]
+    job_id = make_job(db, owner, wowlab_hooks, iterations=20, chunks=2)
+    coordinator = Coordinator(db, hooks=wowlab_hooks, settings=LONG_LEASES)
+    merges: list[int] = []
+    real_finalize = coordinator_module.finalize_job
+
+    def counted(*args: object, **kwargs: object) -> bool:
+        merges.append(1)
+        return real_finalize(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(coordinator_module, "finalize_job", counted)
+    leases = [coordinator.lease(creds, 1)[0] for creds in nodes]
+    start = threading.Barrier(2)
+
+    def send(i: int) -> str:
+        start.wait()
+        le = leases[i]
+        [o] = coordinator.complete(
+            nodes[i], [Completion(le.chunk_id, le.lease_token, toy_result(le))]
+        )
+        return o.outcome
+
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(send, [0, 1])) == [Outcome.ACCEPTED.value] * 2
+    assert coordinator.settle(30)
+    job = _job(db, job_id)
+    assert job.status == JobStatus.COMPLETED.value and job.completed_iterations == 20
+    assert merges == [1]
+
+
+def test_a_job_whose_count_was_lost_is_merged_by_the_reaper(
+    db: Engine, wowlab_hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that stopped between committing the last results and counting them
+    leaves the job running with a short count: the reaper's sweep merges it, exactly."""
+    owner = make_user(db, "owner")
+    _, creds = make_node(db, owner, max_parallel=2)
+    job_id = make_job(db, owner, wowlab_hooks, iterations=20, chunks=2)
+    coordinator = Coordinator(db, hooks=wowlab_hooks, settings=LONG_LEASES)
+    leases = coordinator.lease(creds, 2)
+    with monkeypatch.context() as patch:
+        patch.setattr(Coordinator, "_count", lambda self, progress: None)  # the "crash"
+        coordinator.complete(
+            creds, [Completion(le.chunk_id, le.lease_token, toy_result(le)) for le in leases]
+        )
+    coordinator.reap()
+    assert coordinator.settle(30)
+    assert _job(db, job_id).status == JobStatus.RUNNING.value  # too recent to be sure yet
+    with write_session(db) as s:
+        for chunk in s.exec(select(SimChunk).where(SimChunk.job_id == job_id)).all():
+            assert chunk.completed_at is not None
+            chunk.completed_at -= timedelta(minutes=5)
+            s.add(chunk)
+        s.commit()
+    fresh = Coordinator(db, hooks=wowlab_hooks, settings=LONG_LEASES)  # a restarted process
+    fresh.reap()
+    assert fresh.settle(30)
+    job = _job(db, job_id)
+    assert job.status == JobStatus.COMPLETED.value and job.completed_iterations == 20
+    assert job.result["iterations"] == 20
+
+
+def test_odd_batches_get_the_judged_answers_on_every_database(
+    db: Engine, wowlab_hooks: Hooks
+) -> None:
+    """What the one-statement path (PostgreSQL) must not change: a result with a count
+    beyond the column's range is refused alone (not the whole call), and of two copies
+    of a chunk the one with the lease's token is the one accepted."""
+    owner = make_user(db, "owner")
+    _, creds = make_node(db, owner, max_parallel=2)
+    job_id = make_job(db, owner, wowlab_hooks, iterations=20, chunks=2)
+    coordinator = Coordinator(db, hooks=wowlab_hooks, settings=LONG_LEASES)
+    first, second = coordinator.lease(creds, 2)
+    huge = dict(toy_result(first))
+    huge.update(
+        count=3_000_000_000, total=0, total_sq=0, minimum=0, maximum=0,
+        histogram={"0": 3_000_000_000},
+    )  # fmt: skip
+    outcomes = coordinator.complete(
+        creds,
+        [
+            Completion(first.chunk_id, first.lease_token, huge),
+            Completion(second.chunk_id, "not-the-token", toy_result(second)),
+            Completion(second.chunk_id, second.lease_token, toy_result(second)),
+        ],
+    )
+    assert [o.outcome for o in outcomes] == [
+        Outcome.REJECTED.value,
+        Outcome.REJECTED.value,  # not this lease's token
+        Outcome.ACCEPTED.value,
+    ]
+    assert _job(db, job_id).completed_iterations == 10
+    [again] = coordinator.complete(
+        creds, [Completion(first.chunk_id, first.lease_token, toy_result(first))]
+    )
+    assert again.outcome == Outcome.ACCEPTED.value
+    assert coordinator.settle()
+    job = _job(db, job_id)
+    assert job.status == JobStatus.COMPLETED.value and job.completed_iterations == 20
+
+
+def test_results_committed_before_a_cancel_still_count(
+    db: Engine, wowlab_hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The count comes after the results' commit: a cancel in between must not lose it."""
+    from wowlab_core.job_states import cancel_job
+
+    owner = make_user(db, "owner")
+    _, creds = make_node(db, owner, max_parallel=2)
+    job_id = make_job(db, owner, wowlab_hooks, iterations=20, chunks=2)
+    coordinator = Coordinator(db, hooks=wowlab_hooks, settings=LONG_LEASES)
+    first, _ = coordinator.lease(creds, 2)
+    real_count = Coordinator._count
+
+    def cancel_then_count(self: Coordinator, progress: dict[int, int]) -> None:
+        with write_session(db) as s:
+            job = s.get(SimJob, job_id)
+            assert job is not None
+            cancel_job(s, job=job)
+            s.commit()
+        real_count(self, progress)
+
+    monkeypatch.setattr(Coordinator, "_count", cancel_then_count)
+    [outcome] = coordinator.complete(
+        creds, [Completion(first.chunk_id, first.lease_token, toy_result(first))]
+    )
+    assert outcome.outcome == Outcome.ACCEPTED.value
+    assert coordinator.settle()
+    job = _job(db, job_id)
+    assert job.status == JobStatus.CANCELLED.value and job.completed_iterations == 10

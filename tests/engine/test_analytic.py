@@ -176,8 +176,9 @@ def test_rppm_rate_is_rppm_times_haste() -> None:
     # 300 fights x 37.5 procs: the standard error of the rate is about 1 %.
     assert abs(rate / expected - 1) < 0.04
     with_blp, _ = rppm_rate(blp=True)
-    # Bad-luck protection only ever raises the chance; here by a few percent.
-    assert 1.0 < with_blp / expected < 1.10
+    # Bad-luck protection only ever raises the chance; here by about 12 % (hit every GCD:
+    # the exact figure is checked against SimC's formula in test_simc_semantics.py).
+    assert 1.05 < with_blp / expected < 1.20
 
 
 def test_execute_phase_condition_switches_on_below_20_percent() -> None:

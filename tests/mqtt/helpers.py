@@ -3,8 +3,6 @@ the database, for the MQTT acceptance tests."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from wowlab_core.localpool import run_local_simulation
 from wowlab_core.models import Node, SimChunk, SimJob
 from wowlab_core.plugins import Hooks
 from wowlab_core.report import dumps_report
+from wowlab_core.testing import wait_until
 from wowlab_core.testing.processes import WowlabProcess, node_process
 
 #: Leases short enough to watch one run out, heartbeats to keep the others alive, and
@@ -31,19 +30,6 @@ def NodeProcess(
 ) -> WowlabProcess:
     """``wowlab node run --transport mqtt`` in a subprocess, its output collected."""
     return node_process("mqtt", url, settings_file, name, max_parallel=max_parallel, verbose=True)
-
-
-def wait_until(
-    what: str, check: Callable[[], Any], timeout: float = 30, every: float = 0.02
-) -> Any:
-    """Poll ``check`` until it returns something true; returns it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def node_named(db: Engine, name: str) -> Node | None:
@@ -97,9 +83,21 @@ def assert_same_report(
 
 
 class RawClient:
-    """A bare paho client (MQTT v5), to act as a misbehaving node."""
+    """A bare paho client (MQTT v5), to act as an attacker or a misbehaving node.
 
-    def __init__(self, port: int, *, client_id: str, username: str | None = None) -> None:
+    ``connected`` is the broker's CONNACK reason (``"Success"``, ``"Not authorized"``);
+    ``received`` every message delivered; ``disconnects`` the reasons of lost connections.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        client_id: str,
+        username: str | None = None,
+        password: str | None = None,
+        reconnect: bool = False,
+    ) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
@@ -107,22 +105,42 @@ class RawClient:
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
         )
         if username is not None:
-            self.client.username_pw_set(username)
+            self.client.username_pw_set(username, password)
         self.received: list[tuple[str, bytes]] = []
         self.acks: dict[int, str] = {}
+        self.subacks: dict[int, list[str]] = {}
+        self.connected: str | None = None
+        self.disconnects: list[str] = []
+        self.client.on_connect = lambda _c, _u, _f, rc, _p: setattr(self, "connected", str(rc))
+        self.client.on_disconnect = lambda _c, _u, _f, rc, _p: self.disconnects.append(str(rc))
         self.client.on_message = lambda _c, _u, m: self.received.append((m.topic, m.payload))
         self.client.on_publish = lambda _c, _u, mid, rc, _p: self.acks.__setitem__(mid, str(rc))
-        self.client.connect("127.0.0.1", port)
+        self.client.on_subscribe = lambda _c, _u, mid, rcs, _p: self.subacks.__setitem__(
+            mid, [str(rc) for rc in rcs]
+        )
+        if reconnect:
+            self.client.connect_async("127.0.0.1", port)
+        else:
+            self.client.connect("127.0.0.1", port)
         self.client.loop_start()
-        wait_until("the raw client to connect", self.client.is_connected, timeout=5)
+        wait_until("the broker to answer CONNECT", lambda: self.connected, timeout=5)
+        if not reconnect and self.connected != "Success":
+            self.client.loop_stop()  # refused: do not retry
 
-    def subscribe(self, *topics: str) -> None:
-        self.client.subscribe([(t, 1) for t in topics])
+    def subscribe(self, *topics: str) -> list[str]:
+        """Subscribe with QoS 1; returns the broker's SUBACK reason per topic."""
+        _, mid = self.client.subscribe([(t, 1) for t in topics])
+        codes: list[str] = wait_until(f"SUBACK for {topics}", lambda: self.subacks.get(mid), 5)
+        return codes
 
     def publish(self, topic: str, payload: bytes, **kwargs: Any) -> str:
         """Publish with QoS 1; returns the broker's PUBACK reason."""
         info = self.client.publish(topic, payload, qos=1, **kwargs)
         return str(wait_until(f"PUBACK for {topic}", lambda: self.acks.get(info.mid), timeout=5))
+
+    def seen(self) -> bytes:
+        """Everything received, topics and payloads, as one byte string to search."""
+        return b"\n".join(t.encode() + b" " + bytes(p) for t, p in self.received)
 
     def close(self) -> None:
         self.client.disconnect()

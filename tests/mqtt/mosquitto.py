@@ -1,5 +1,11 @@
 """Real Mosquitto brokers for the tests: started on a free port, killed and restarted at will,
-and a bridge running on its own event loop in a background thread (as in a portal)."""
+and a bridge running on its own event loop in a background thread (as in a portal).
+
+Every broker runs the shipped configuration: ``wowlab mqtt setup-broker``'s settings
+(:func:`setup_broker`, only the port, the address and the file paths changed), included
+from a main file like Debian's own ``mosquitto.conf`` (persistence, log), with the
+dynamic-security accounts it makes.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +16,20 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from anyio.from_thread import start_blocking_portal
+import anyio
+import anyio.to_thread
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from wowlab_core.coordinator import Coordinator
 from wowlab_core.testing.databases import missing_part
 from wowlab_transport_mqtt.bridge import MqttBridge
+from wowlab_transport_mqtt.broker_setup import BrokerFiles, find_plugin, setup_broker
 
+T = TypeVar("T")
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
 
@@ -40,27 +50,46 @@ def free_port() -> int:
 
 
 class Broker:
-    """One mosquitto process with its own config, persistence directory and log."""
+    """One mosquitto process with its own config, accounts, persistence directory and log."""
 
-    def __init__(self, directory: Path, *, acl_file: Path | None = None) -> None:
+    def __init__(self, directory: Path) -> None:
         self.binary = mosquitto_binary()
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.acl_file = acl_file
         self.proc: subprocess.Popen[bytes] | None = None
         self.conf = directory / "mosquitto.conf"
         self.log = directory / "mosquitto.log"
+        plugin = find_plugin()
+        if plugin is None:
+            missing_part("Mosquitto", "no mosquitto_dynamic_security.so; install mosquitto")
+            raise AssertionError("unreachable")
+        self.files = BrokerFiles(
+            conf=directory / "conf.d" / "wowlab.conf",
+            dynsec=directory / "dynamic-security.json",
+            bridge_password_file=directory / "bridge.password",
+            port=self.port,
+            bind_address="127.0.0.1",
+            plugin=plugin,
+        )
+        setup_broker(self.files, owner=None)
 
     @property
     def url(self) -> str:
+        """What nodes are given (they register with the public registration password)."""
         return f"mqtt://127.0.0.1:{self.port}"
 
+    @property
+    def bridge_password_file(self) -> Path:
+        return self.files.bridge_password_file
+
+    @property
+    def bridge_password(self) -> str:
+        return self.files.bridge_password_file.read_text().strip()
+
     def _write_conf(self) -> None:
+        # What Debian's /etc/mosquitto/mosquitto.conf says, with this test's paths.
         lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
-            "set_tcp_nodelay true",
             "persistence true",
             f"persistence_location {self.directory}/",
             f"log_dest file {self.log}",
@@ -68,11 +97,8 @@ class Broker:
             "log_type warning",
             "log_type notice",
             "log_type information",
-            "max_queued_messages 100000",
-            "max_inflight_messages 1000",
+            f"include_dir {self.files.conf.parent}",
         ]
-        if self.acl_file is not None:
-            lines.append(f"acl_file {self.acl_file}")
         if os.geteuid() == 0:
             lines.append("user root")
         self.conf.write_text("\n".join(lines) + "\n")
@@ -120,8 +146,8 @@ class Broker:
 
 
 @contextlib.contextmanager
-def running_broker(directory: Path, **kwargs: Any) -> Iterator[Broker]:
-    broker = Broker(directory, **kwargs)
+def running_broker(directory: Path) -> Iterator[Broker]:
+    broker = Broker(directory)
     broker.start()
     try:
         yield broker
@@ -130,17 +156,33 @@ def running_broker(directory: Path, **kwargs: Any) -> Iterator[Broker]:
 
 
 @contextlib.contextmanager
-def running_bridge(coordinator: Coordinator, url: str, **options: Any) -> Iterator[MqttBridge]:
-    """An :class:`MqttBridge` on its own event loop in a background thread."""
+def running_bridge(
+    coordinator: Coordinator, broker: Broker, url: str | None = None, **options: Any
+) -> Iterator[MqttBridge]:
+    """An :class:`MqttBridge` on its own event loop in a background thread, logged in
+    with the broker's bridge password (from its file)."""
     options.setdefault("connect_timeout", 10.0)
     options.setdefault("poll_seconds", 0.2)
     options.setdefault("claim_poll_seconds", 0.1)
-    bridge = MqttBridge(coordinator, url, **options)
+    options.setdefault("password_file", str(broker.bridge_password_file))
+    bridge = MqttBridge(coordinator, url or broker.url, **options)
     with start_blocking_portal() as portal:
         future, _ = portal.start_task(bridge.run)
+        _PORTALS[id(bridge)] = portal
         try:
             yield bridge
         finally:
+            del _PORTALS[id(bridge)]
             future.cancel()
             with contextlib.suppress(BaseException):
                 future.result(10)
+
+
+_PORTALS: dict[int, BlockingPortal] = {}
+
+
+async def in_bridge_loop(bridge: MqttBridge, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run ``await fn(*args)`` in the event loop of a :func:`running_bridge` (the bridge's
+    account calls wait for answers that arrive there)."""
+    portal = _PORTALS[id(bridge)]
+    return await anyio.to_thread.run_sync(lambda: portal.call(fn, *args))

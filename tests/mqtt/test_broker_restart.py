@@ -68,7 +68,7 @@ async def test_broker_killed_and_restarted_mid_job(
         for i, t in enumerate(transports)
     ]
     outage = 0.0
-    with running_bridge(coordinator, broker.url) as bridge:
+    with running_bridge(coordinator, broker) as bridge:
         try:
             with anyio.fail_after(60):
                 async with anyio.create_task_group() as tg:

@@ -23,5 +23,10 @@ class TestMqttTransport(TransportConformance):
         self, db: Engine, wowlab_hooks: Hooks, broker: Broker
     ) -> Iterator[TransportHarness]:
         coordinator = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
-        with running_bridge(coordinator, broker.url):
-            yield TransportHarness(coordinator, lambda: MqttTransport(broker.url, timeout=10.0))
+        with running_bridge(coordinator, broker):
+            yield TransportHarness(
+                coordinator,
+                lambda: MqttTransport(broker.url, timeout=10.0),
+                # No broker listens on port 9 (discard) here.
+                make_unreachable_transport=lambda: MqttTransport("mqtt://127.0.0.1:9", timeout=2.0),
+            )

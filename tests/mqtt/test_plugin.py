@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -62,9 +63,14 @@ def test_topics_round_trip() -> None:
     assert topics.parse(topics.REGISTER) == topics.Parsed("register")
     for foreign in ("wowlab/v1/nodes/x/req/lease", "wowlab/v1/nodes/1/inbox", "other/topic"):
         assert topics.parse(foreign) is None
-    assert topics.is_reply_topic(topics.reply_topic("wowlab-3-abc"))
-    assert not topics.is_reply_topic("wowlab/v1/clients/+/reply")
-    assert not topics.is_reply_topic("wowlab/v1/nodes/3/inbox")
+    assert topics.parse(topics.ENROLL) == topics.Parsed("enroll")
+    assert topics.is_registration_reply_topic(topics.registration_reply_topic("wowlab-reg-abc"))
+    for not_a_reply in (
+        "wowlab/v1/clients/+/reply",
+        "wowlab/v1/clients/#",
+        "wowlab/v1/nodes/3/inbox",
+    ):
+        assert not topics.is_registration_reply_topic(not_a_reply)
 
 
 def test_cli_has_the_bridge_command() -> None:
@@ -92,6 +98,8 @@ def test_bridge_command_serves_nodes_until_sigterm(broker: Broker, tmp_path: Pat
             broker.url,
             "--database-url",
             db_url,
+            "--password-file",
+            str(broker.bridge_password_file),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -119,3 +127,15 @@ def test_bridge_command_serves_nodes_until_sigterm(broker: Broker, tmp_path: Pat
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_unanswered_requests_are_resent_ever_less_often_and_out_of_step() -> None:
+    from wowlab_transport_mqtt.client import RESEND_BACKOFF_CAP, RESEND_JITTER, resend_waits
+
+    exact = resend_waits(5.0, uniform=lambda lo, hi: (lo + hi) / 2)
+    assert [next(exact) for _ in range(5)] == [5.0, 10.0, 20.0, 20.0, 20.0]
+    assert RESEND_BACKOFF_CAP * 5.0 == 20.0
+    rng = random.Random(7)  # fixed seed: 200 nodes' first waits spread over ±20 %
+    firsts = [next(resend_waits(5.0, uniform=rng.uniform)) for _ in range(200)]
+    assert all(5.0 * (1 - RESEND_JITTER) <= w <= 5.0 * (1 + RESEND_JITTER) for w in firsts)
+    assert max(firsts) - min(firsts) > 1.5  # out of step, not all at 5 s

@@ -57,7 +57,7 @@ def test_killed_node_goes_offline_by_its_will_and_its_chunk_is_reissued(
     coordinator = Coordinator(db, hooks=wowlab_hooks, settings=SETTINGS)
     harness = TransportHarness(coordinator, lambda: None)
     url = f"{broker.url}?keepalive={KEEPALIVE}"
-    with running_bridge(coordinator, broker.url) as bridge:
+    with running_bridge(coordinator, broker) as bridge:
         victim = NodeProcess(url, tmp_path / "victim.json", "victim")
         rescuer = NodeProcess(url, tmp_path / "rescuer.json", "rescuer")
         nodes += [victim, rescuer]

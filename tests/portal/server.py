@@ -24,6 +24,7 @@ def serve(app: FastAPI, *, timeout: float = 15.0) -> Iterator[str]:
         log_level="warning",
         access_log=False,
         lifespan="on",
+        proxy_headers=False,  # the app honours X-Forwarded-For from trusted proxies only
         # Long polls still open at the end of a test must not hold the shutdown up.
         timeout_graceful_shutdown=1,
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pydantic
 import pytest
@@ -50,6 +52,83 @@ def test_wowlab_portal_routers_lets_a_plugin_add_routes(
         assert http.get("/api/v1/ping").json() == {"pong": True, "lease_seconds": 42}
         assert "/api/v1/ping" in http.get("/openapi.json").json()["paths"]
     assert plugin.apps == [app]  # called once, with the app
+
+
+class Heartbeat:
+    """A plugin whose service runs inside the portal: it ticks until the portal stops."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.fail = fail
+        self.ticks = 0
+        self.started = False
+        self.stopped = False
+        self.saw_coordinator: object = None
+
+    @hookimpl
+    def wowlab_portal_services(self, app: FastAPI) -> list[Any]:
+        async def tick(*, task_status: Any) -> None:
+            if self.fail:
+                raise RuntimeError("cannot reach the broker")
+            self.saw_coordinator = app.state.coordinator
+            self.started = True
+            task_status.started()
+            try:
+                while True:
+                    self.ticks += 1
+                    await anyio.sleep(0.01)
+            finally:
+                self.stopped = True
+
+        return [tick]
+
+
+def test_wowlab_portal_services_run_while_the_portal_serves(
+    wowlab_hooks: Hooks, register_plugin: Any, sqlite_db: Engine
+) -> None:
+    plugin = register_plugin(Heartbeat())
+    app = create_app(PortalSettings(), hooks=wowlab_hooks, db=sqlite_db)
+    with serve(app) as url:
+        # Started before the portal answers its first request.
+        assert plugin.started and plugin.saw_coordinator is app.state.coordinator
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        ticks = plugin.ticks
+        time.sleep(0.2)
+        assert plugin.ticks > ticks and not plugin.stopped
+    assert plugin.stopped  # cancelled when the portal stopped
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_wowlab_portal_services_failing_to_start_stops_the_portal(
+    wowlab_hooks: Hooks, register_plugin: Any, sqlite_db: Engine
+) -> None:
+    register_plugin(Heartbeat(fail=True))
+    app = create_app(PortalSettings(), hooks=wowlab_hooks, db=sqlite_db)
+    with pytest.raises(RuntimeError, match="did not start"), serve(app):
+        pass
+
+
+def test_portal_imports_no_plugin_package_by_name() -> None:
+    """The portal composes plugins through hooks only (the MQTT bridge comes through
+    ``wowlab_portal_services``)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "wowlab_portal"
+    found = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            found += [
+                f"{path.name}: {n}"
+                for n in names
+                if n.split(".")[0].startswith(("wowlab_transport", "wowlab_gui", "wowlab_engine"))
+            ]
+    assert found == []
 
 
 def test_lifespan_builds_database_and_coordinator_from_settings(
@@ -113,6 +192,7 @@ def test_settings_from_a_config_file_under_the_environment(
     config = tmp_path / "portal.toml"
     config.write_text(
         'database_url = "postgresql://file@db/wowlab"\nmqtt_url = "mqtt://broker:1883"\n'
+        'mqtt_password_file = "/etc/wowlab/mqtt-bridge.password"\n'
         "lease_seconds = 90\nport = 9200\n"
     )
     monkeypatch.setenv("WOWLAB_CONFIG_FILE", str(config))

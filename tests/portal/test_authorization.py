@@ -77,6 +77,11 @@ TABLE: dict[tuple[str, str], Entry] = {
         body=lambda w, a: {"username": w.accounts["alice"].user.username, "password": "x" * 12},
     ),
     ("POST", "/api/v1/auth/logout"): Entry(users(204)),
+    ("POST", "/api/v1/auth/logout-all"): Entry(users(204)),
+    ("POST", "/api/v1/auth/password"): Entry(
+        users(401),  # the world's accounts have no password: the current one is wrong
+        body=lambda w, a: {"current_password": "x" * 12, "new_password": "y" * 12},
+    ),
     ("GET", "/api/v1/me"): Entry(users(200)),
     ("GET", "/api/v1/tokens"): Entry(users(200)),
     ("POST", "/api/v1/tokens"): Entry(users(201), body=lambda w, a: {"name": "ci"}),
@@ -133,6 +138,11 @@ TABLE: dict[tuple[str, str], Entry] = {
         OWNER_ONLY_JOB, {"job_id": lambda w: w.done_job_id}
     ),
     ("POST", "/api/v1/jobs/{job_id}/cancel"): Entry(OWNER_ONLY_JOB, JOB),
+    ("POST", "/api/v1/jobs/{job_id}/share"): Entry(users(404, owner=201), JOB),
+    ("DELETE", "/api/v1/jobs/{job_id}/share"): Entry(OWNER_ONLY_JOB, JOB),
+    # notices
+    ("GET", "/api/v1/notices"): Entry(users(200)),
+    ("POST", "/api/v1/notices/read"): Entry(users(200), body=lambda w, a: {}),
     # public
     ("GET", "/healthz"): Entry(everyone(200)),
     ("GET", "/metrics"): Entry(everyone(200)),
@@ -141,7 +151,7 @@ TABLE: dict[tuple[str, str], Entry] = {
         everyone(201), body=lambda w, a: {"name": f"n-{a}", "max_parallel": 1}
     ),
     ("GET", "/api/v1/node/claim-status"): Entry(node_only(200)),
-    ("POST", "/api/v1/node/heartbeat"): Entry(node_only(200)),
+    ("POST", "/api/v1/node/heartbeat"): Entry(node_only(200), body=lambda w, a: {"running": []}),
     ("POST", "/api/v1/node/lease"): Entry(node_only(200), body=lambda w, a: {"max_chunks": 1}),
     ("GET", "/api/v1/node/config/{config_hash}"): Entry(
         node_only(200), path={"config_hash": lambda w: w.extra["config_hash"]}
@@ -202,7 +212,8 @@ def _call(client: TestClient, world: World, key: tuple[str, str], actor: str) ->
 def test_every_route_answers_each_caller_as_the_table_says(
     db: Engine, api_coordinator: Coordinator
 ) -> None:
-    settings = api_settings(claim_limit_per_address_per_minute=1000)
+    # Every caller comes from one address: no throttling of the repeated wrong logins.
+    settings = api_settings(claim_limit_per_address_per_minute=1000, login_free_failures=100)
     wrong = []
     with TestClient(create_app(settings, coordinator=api_coordinator)) as client:
 

@@ -71,8 +71,21 @@ def test_sign_up_claim_share_submit_and_read_the_report(
     def shot(page: Page, name: str) -> None:
         page.screenshot(path=str(ARTIFACTS / f"browser-{name}.png"), full_page=True)
 
+    # Every page runs under the portal's Content-Security-Policy (no inline script or
+    # style): Chromium reports each thing it blocks on the console.
+    violations: list[str] = []
+
+    def new_page(url: str) -> Page:
+        page = browser.new_page(base_url=url)
+        page.on(
+            "console",
+            lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+        )
+        page.on("pageerror", lambda e: violations.append(f"page error: {e}"))
+        return page
+
     with serve(create_app(settings, coordinator=coordinator)) as url:
-        alice = browser.new_page(base_url=url)
+        alice = new_page(url)
         alice.goto("/signup")
         shot(alice, "01-signup")
         alice.fill("input[name=username]", "alice")
@@ -106,7 +119,7 @@ def test_sign_up_claim_share_submit_and_read_the_report(
         alice.click("text=Create guild")
         expect(alice.locator(".guild h2")).to_contain_text("Night Watch")
 
-        bob = browser.new_page(base_url=url)
+        bob = new_page(url)
         bob.goto("/signup")
         bob.fill("input[name=username]", "bob")
         bob.fill("input[name=password]", "another long password")
@@ -140,13 +153,13 @@ def test_sign_up_claim_share_submit_and_read_the_report(
         bob.fill("textarea[name=config]", "{not json")
         bob.fill("input[name=iterations]", "200")
         bob.click("text=Run simulation")
-        expect(bob.locator("#error-config")).to_contain_text("not valid JSON")
+        expect(bob.locator("#error-config")).to_contain_text("Not valid JSON")
         shot(bob, "08-new-job-error")
         # The toy engine of the tests ships no examples: paste its config.
         bob.fill("textarea[name=config]", json.dumps(TOY_CONFIG))
         bob.fill("input[name=iterations]", "2000")
         bob.click("text=Run simulation")
-        expect(bob.locator("h1")).to_contain_text("Job #")
+        expect(bob.locator("h1")).to_contain_text("toy · 2,000 iterations")
         shot(bob, "09-job-running")
         # Live progress: the polling script reloads into the report when the job is done.
         expect(bob.locator("#report")).to_contain_text("DPS ±", timeout=90_000)
@@ -159,3 +172,4 @@ def test_sign_up_claim_share_submit_and_read_the_report(
         alice.click("text=Log out")
         expect(alice.locator("h1")).to_have_text("Log in")
         assert node.terminate() == 0, node.output
+    assert violations == [], "the browser blocked or failed on something"

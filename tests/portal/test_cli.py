@@ -158,3 +158,40 @@ def test_without_the_portal_extra_the_plugin_is_listed_with_its_fix(tmp_path: Pa
     assert portal["fix"] == "pip install 'wowlab[portal]'"
     [http] = [p for p in listed["plugins"] if p["module"] == "wowlab_core.http_client"]
     assert http["builtin"] and http["hooks"] == ["wowlab_register_transports"]
+
+
+def test_portal_serve_failures_are_one_line(tmp_path: Path) -> None:
+    """A port in use, and a portal whose startup fails (here: an MQTT URL without the mqtt
+    plugin), each end with one line instead of uvicorn's traceback."""
+    url = f"sqlite:///{tmp_path / 'portal.db'}"
+    env = {**os.environ, "WOWLAB_DATA_DIR": str(tmp_path), "COLUMNS": "200"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = subprocess.run(
+            [sys.executable, "-m", "wowlab_core", "portal", "serve", "--port", str(port),
+             "--database-url", url],
+            capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
+    assert busy.returncode == 2
+    assert busy.stderr.splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+    no_plugin = subprocess.run(
+        [sys.executable, "-m", "wowlab_core", "portal", "serve", "--port", str(free_port()),
+         "--database-url", url],
+        capture_output=True, text=True, timeout=120,
+        env={
+            **env,
+            "WOWLAB_MQTT_URL": "mqtt://127.0.0.1:9",
+            "WOWLAB_MQTT_PASSWORD": "bridge-password",
+            "WOWLAB_DISABLE_PLUGINS": "mqtt",
+        },
+    )  # fmt: skip
+    assert no_plugin.returncode == 2
+    errors = [line for line in no_plugin.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [
+        "error: mqtt_url is set but the mqtt transport is not installed: pip install 'wowlab[mqtt]'"
+    ], no_plugin.stderr
+    assert "Traceback" not in no_plugin.stderr

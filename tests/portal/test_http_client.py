@@ -18,7 +18,7 @@ import pytest
 from wowlab_core import errors
 from wowlab_core.http_client import HttpOptions, HttpTransport, error_from_response
 from wowlab_core.plugins import Hooks
-from wowlab_core.protocol import Completion, NodeCredentials, NodeInfo
+from wowlab_core.protocol import Completion, Heartbeat, NodeCredentials, NodeInfo
 
 CREDS = NodeCredentials(node_id=7, token="secret")
 FAST = HttpOptions(retries=3, backoff_seconds=0.01, max_backoff_seconds=0.02, timeout=2)
@@ -104,7 +104,7 @@ async def test_repeatable_calls_retry_server_errors_and_lost_answers() -> None:
             return httpx.Response(503, json={"error": "TransportError", "detail": "db down"})
         return httpx.Response(200, json={"status": "online"})
 
-    reply = await fake_portal(handler).heartbeat(CREDS)
+    reply = await fake_portal(handler).heartbeat(CREDS, Heartbeat())
     assert reply.status == "online" and len(calls) == 3
 
 
@@ -167,7 +167,7 @@ async def test_an_unreachable_portal_is_a_transport_error_after_the_retries() ->
     transport = HttpTransport(f"http://127.0.0.1:{free_port()}", options=FAST)
     try:
         with pytest.raises(errors.TransportError, match="cannot reach the portal at http://"):
-            await transport.heartbeat(CREDS)
+            await transport.heartbeat(CREDS, Heartbeat())
         # Waiting for work is only a hint: it sleeps out its timeout instead of failing.
         started = time.monotonic()
         await transport.wait_for_work(CREDS, 0.5)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from wowlab_core.coordinator import Coordinator
-from wowlab_core.http_client import HttpTransport
+from wowlab_core.http_client import HttpOptions, HttpTransport
 from wowlab_core.plugins import Hooks
 from wowlab_core.testing.conformance import TransportConformance, TransportHarness
 from wowlab_core.testing.plugin import TEST_SETTINGS
@@ -23,4 +23,11 @@ class TestHttpTransport(TransportConformance):
     def transport_harness(self, db: Engine, wowlab_hooks: Hooks) -> Iterator[TransportHarness]:
         coordinator = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
         with serve(create_app(coordinator=coordinator)) as url:
-            yield TransportHarness(coordinator, lambda: HttpTransport(url))
+            yield TransportHarness(
+                coordinator,
+                lambda: HttpTransport(url),
+                # Nothing listens on port 9 (discard) here.
+                make_unreachable_transport=lambda: HttpTransport(
+                    "http://127.0.0.1:9", options=HttpOptions(retries=1, backoff_seconds=0.1)
+                ),
+            )

@@ -13,7 +13,7 @@ import pytest
 from wowlab_core.errors import AuthenticationFailed, InvalidRequest, RateLimited
 from wowlab_core.http_client import HttpTransport
 from wowlab_core.nodes import claim_and_announce
-from wowlab_core.protocol import NodeCredentials, NodeInfo
+from wowlab_core.protocol import Heartbeat, NodeCredentials, NodeInfo
 from wowlab_portal.settings import PortalSettings
 
 from .conftest import Portal
@@ -49,13 +49,18 @@ def test_missing_or_wrong_credentials_are_401_naming_the_problem(portal: Portal)
         ]
         for headers, field, detail in cases:
             for method, path in [("POST", "/heartbeat"), ("GET", "/wait-for-work")]:
-                response = http.request(method, API + path, headers=headers)
+                response = http.request(
+                    method,
+                    API + path,
+                    headers=headers,
+                    json={"running": []} if method == "POST" else None,
+                )
                 assert response.status_code == 401, (headers, response.text)
                 assert response.headers["WWW-Authenticate"] == "Bearer"
                 body = response.json()
                 assert body["error"] == "AuthenticationFailed"
                 assert body["field"] == field and detail in body["detail"], body
-        ok = http.post(f"{API}/heartbeat", headers=node_headers(reg))
+        ok = http.post(f"{API}/heartbeat", headers=node_headers(reg), json={"running": []})
         assert ok.status_code == 200 and ok.json()["status"] == "pending"
 
 
@@ -128,7 +133,7 @@ async def test_http_client_raises_the_portals_error_types(portal: Portal) -> Non
             await transport.register(NodeInfo(name=" "))
         assert bad_info.value.field == "name" and "1 to 100 characters" in bad_info.value.message
         with pytest.raises(AuthenticationFailed):
-            await transport.heartbeat(NodeCredentials(reg.node_id, "wrong"))
+            await transport.heartbeat(NodeCredentials(reg.node_id, "wrong"), Heartbeat())
     finally:
         await transport.aclose()
 

@@ -1,4 +1,4 @@
-"""Schemathesis against the served OpenAPI of a portal on a real SQLite database.
+"""Schemathesis against the served OpenAPI of a portal on real SQLite and PostgreSQL databases.
 
 The portal is served by uvicorn (``server.serve``); its ``/openapi.json`` is loaded over
 HTTP and every operation is called with generated requests, valid and invalid: the user
@@ -10,6 +10,7 @@ schema of that status code (error answers included: ``{"error", "detail", "field
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -20,13 +21,14 @@ from hypothesis import strategies as st
 from schemathesis import checks
 from schemathesis.generation import GenerationMode
 from schemathesis.schemas import APIOperation, BaseSchema
+from sqlalchemy.engine import Engine
 
 from wowlab_core.coordinator import Coordinator
 from wowlab_core.db import write_session
 from wowlab_core.nodes import claim_node
 from wowlab_core.plugins import Hooks, build_registry
 from wowlab_core.protocol import NodeInfo
-from wowlab_core.testing.databases import fresh_sqlite_database
+from wowlab_core.testing.databases import fresh_postgres_database, fresh_sqlite_database
 from wowlab_core.testing.plugin import TEST_SETTINGS
 from wowlab_core.testing.toy_engine import toy_engine_plugin
 from wowlab_portal.accounts import create_api_token
@@ -73,13 +75,26 @@ class Served:
         return self.schema[path][method]
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """One portal for the module (each test runs many requests; it sees the others' writes)."""
+@contextmanager
+def _database(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    if kind == "postgres":
+        with fresh_postgres_database() as db:
+            yield db
+    else:
+        with fresh_sqlite_database(str(tmp_path_factory.mktemp("schemathesis"))) as db:
+            yield db
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """One portal per database for the module (each test runs many requests; it sees the
+    others' writes)."""
     registry = build_registry(load_entry_points=False)
     registry.pm.register(toy_engine_plugin, name="toy-engine")
     hooks = Hooks(registry.pm)
-    with fresh_sqlite_database(str(tmp_path_factory.mktemp("schemathesis"))) as db:
+    with _database(request.param, tmp_path_factory) as db:
         coordinator = Coordinator(db, hooks=hooks, settings=TEST_SETTINGS)
         world = build_world(db, coordinator)
         # Generated ids are small more often than not: keep alice's token (the one the run

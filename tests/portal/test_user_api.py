@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from wowlab_core.coordinator import Coordinator
+from wowlab_core.hookspecs import hookimpl
+from wowlab_core.models import User
 from wowlab_core.protocol import NodeCredentials, NodeInfo
 from wowlab_core.testing.conformance import TOY_CONFIG
 from wowlab_portal.app import create_app
@@ -209,3 +213,24 @@ def test_metrics_count_by_status_in_prometheus_text(
         "# TYPE wowlab_lease_request_seconds histogram",
     ):
         assert expected in lines, (expected, r.text)
+
+
+def test_removing_a_node_announces_wowlab_node_removed(
+    api: TestClient, db: Engine, api_coordinator: Coordinator, register_plugin: Any
+) -> None:
+    seen: list[tuple[int, str | None]] = []
+
+    class Listener:
+        @hookimpl
+        def wowlab_node_removed(self, node_id: int, user: User | None) -> None:
+            seen.append((node_id, user.username if user else None))
+
+    register_plugin(Listener())
+    alice, bob = make_account(db, "alice"), make_account(db, "bob")
+    reg = api_coordinator.register(NodeInfo(name="rig"))
+    r = api.post(f"{API}/nodes/claim", json={"code": reg.claim_code}, headers=alice.headers)
+    assert r.status_code == 201, r.text
+    assert api.delete(f"{API}/nodes/{reg.node_id}", headers=bob.headers).status_code == 404
+    assert seen == []
+    assert api.delete(f"{API}/nodes/{reg.node_id}", headers=alice.headers).status_code == 204
+    assert seen == [(reg.node_id, "alice")]

@@ -8,6 +8,8 @@ The table must name every page route; a new page without an entry fails
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
@@ -38,7 +40,9 @@ def public(status: int) -> dict[str, int]:
 
 
 GET_TABLE: dict[str, dict[str, int]] = {
-    "/": public(303),  # to My nodes, or to the log-in page
+    "/": {**public(303), "anon": 200},  # to My nodes; visitors get the landing page
+    "/favicon.ico": public(200),
+    "/favicon.svg": public(200),
     "/signup": public(200),
     "/login": public(200),
     "/nodes": pages(200),
@@ -48,8 +52,22 @@ GET_TABLE: dict[str, dict[str, int]] = {
     "/jobs": pages(200),
     "/jobs/new": pages(200),
     "/jobs/{job_id}": pages(404, owner=200),
+    # A pending job has no report file yet (the finished one: FINISHED_JOB_TABLE).
+    "/jobs/{job_id}/report.html": pages(404),
     "/guilds": pages(200),
     "/friends": pages(200),
+    "/account": pages(200),
+    # A share link opens without logging in; a token that was never made (or was revoked)
+    # is not found, whoever asks (tests/portal/test_job_sharing.py has a working one).
+    "/share/{token}": public(404),
+    "/share/{token}/report.json": public(404),
+    "/share/{token}/report.html": public(404),
+}
+NO_SUCH_TOKEN = "x" * 43
+#: Pages asked again for the world's finished job, whose report only its owner reads.
+FINISHED_JOB_TABLE: dict[str, dict[str, int]] = {
+    "/jobs/{job_id}": pages(404, owner=200),
+    "/jobs/{job_id}/report.html": pages(404, owner=200),
 }
 
 
@@ -77,6 +95,14 @@ def _login(client: TestClient, world: World, actor: str) -> None:
     assert reply.status_code == 200, reply.text
 
 
+def page_csrf_token(client: TestClient) -> str:
+    """The CSRF token a page's forms carry, for this client's session."""
+    page = client.get("/login", follow_redirects=False).text
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
 def _give_passwords(db: Engine, world: World) -> None:
     hashed = password_hasher(time_cost=1, memory_kib=1024).hash(PASSWORD)
     ids = [account.id for account in world.accounts.values()]
@@ -96,11 +122,13 @@ def test_every_page_answers_each_caller_as_the_table_says(
         _give_passwords(db, world)
         for actor in ACTORS:
             _login(client, world, actor)
-            for template, expect in GET_TABLE.items():
-                path = template.format(node_id=world.node_id, job_id=world.job_id)
+            asked = [(t, e, world.job_id) for t, e in GET_TABLE.items()]
+            asked += [(t, e, world.done_job_id) for t, e in FINISHED_JOB_TABLE.items()]
+            for template, expect, job_id in asked:
+                path = template.format(node_id=world.node_id, job_id=job_id, token=NO_SUCH_TOKEN)
                 got = client.get(path, follow_redirects=False).status_code
                 if got != expect[actor]:
-                    wrong.append(f"GET {template} as {actor}: {got}, not {expect[actor]}")
+                    wrong.append(f"GET {path} as {actor}: {got}, not {expect[actor]}")
     assert wrong == []
 
 
@@ -115,12 +143,13 @@ def test_forms_on_another_users_node_or_job_change_nothing(
             (f"/nodes/{world.node_id}/access", {"mode": "public"}),
             (f"/nodes/{world.node_id}/remove", {}),
             (f"/jobs/{world.job_id}/cancel", {}),
+            (f"/jobs/{world.job_id}/share", {}),
+            (f"/jobs/{world.job_id}/share/revoke", {}),
         ]
         for actor in ("friend", "guild", "other", "anon"):
             _login(client, world, actor)
             # With this session's own CSRF token: the form is valid, the caller is not.
-            client.get("/nodes", follow_redirects=False)
-            token = client.cookies.get("wowlab_csrf") or ""
+            token = page_csrf_token(client)
             for path, form in posts:
                 reply = client.post(
                     path, data={**form, "csrf_token": token}, follow_redirects=False
@@ -133,10 +162,10 @@ def test_forms_on_another_users_node_or_job_change_nothing(
             job = session.get(SimJob, world.job_id)
             assert node is not None and node.name == "rig" and node.max_parallel == 2
             assert job is not None and job.status != "cancelled"
+            assert job.share_token_hash is None
         # The same form from the owner works (the refusals above were about who asked).
         _login(client, world, "owner")
-        client.get("/nodes", follow_redirects=False)
-        token = client.cookies.get("wowlab_csrf") or ""
+        token = page_csrf_token(client)
         reply = client.post(
             f"/nodes/{world.node_id}",
             data={"name": "renamed", "max_parallel": "3", "csrf_token": token},

@@ -97,9 +97,16 @@ def build_world(db: Engine, coordinator: Coordinator) -> World:
 
 
 def run_all_chunks(coordinator: Coordinator, creds: NodeCredentials) -> int:
-    """Lease and complete (with correct toy results) until nothing is left; chunks done."""
+    """Lease and complete (with correct toy results) until nothing is left and every
+    finished job is merged; chunks done."""
     done = 0
-    while leases := coordinator.lease(creds, 8):
+    while True:
+        leases = coordinator.lease(creds, 8)
+        if not leases:
+            coordinator.settle()  # a merge may plan another round (a target error)
+            leases = coordinator.lease(creds, 8)
+            if not leases:
+                return done
         coordinator.complete(
             creds,
             [
@@ -108,7 +115,6 @@ def run_all_chunks(coordinator: Coordinator, creds: NodeCredentials) -> int:
             ],
         )
         done += len(leases)
-    return done
 
 
 __all__ = ["World", "build_world", "run_all_chunks"]

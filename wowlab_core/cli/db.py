@@ -64,13 +64,19 @@ def current(database_url: str | None) -> None:
 def cleanup(database_url: str | None, days: int) -> None:
     """Delete nodes that have been offline for DAYS days (chunk history is kept)."""
     from wowlab_core.db import write_session
-    from wowlab_core.nodes import delete_stale_nodes
+    from wowlab_core.migrate import ensure_schema
+    from wowlab_core.nodes import delete_stale_node_ids
+    from wowlab_core.plugins import get_hooks
 
     engine = create_db_engine(database_url or default_database_url())
     try:
+        ensure_schema(engine, migrate=False)
         with write_session(engine) as session:
-            count = delete_stale_nodes(session, days=days)
+            removed = delete_stale_node_ids(session, days=days)
             session.commit()
     finally:
         engine.dispose()
-    click.echo(f"deleted {count} stale node(s)")
+    hooks = get_hooks()
+    for node_id in removed:
+        hooks.node_removed(node_id=node_id, user=None)
+    click.echo(f"deleted {len(removed)} stale node(s)")

@@ -1,46 +1,53 @@
-"""``wowlab plugins``: what is installed, and what could not load."""
+"""``wowlab plugins``: what is installed, what each plugin provides, and what is not in use."""
 
 from __future__ import annotations
 
-import json
-
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
+from wowlab_core.cli.output import Table, emit, output_options
 from wowlab_core.plugins import get_registry
 
 
 @click.command("plugins")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def plugins(as_json: bool) -> None:
-    """List plugins: name, version, hooks, and the ones that could not load."""
+@output_options
+def plugins(output_format: str) -> None:
+    """List plugins (version, engines, transports, commands, hooks), then the broken and
+    unavailable ones with the reason and the fix."""
     registry = get_registry()
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "plugins": [p.to_dict() for p in registry.loaded],
-                    "unavailable": [u.to_dict() for u in registry.unavailable],
-                },
-                indent=2,
-            )
-        )
-        return
-    console = Console()
-    table = Table(title="Plugins")
-    for column in ("name", "version", "hooks"):
-        table.add_column(column)
-    for p in registry.loaded:
-        table.add_row(
-            escape(p.name) + (" (built-in)" if p.builtin else ""), p.version, ", ".join(p.hooks)
-        )
-    console.print(table)
-    if registry.unavailable:
-        missing = Table(title="Unavailable")
-        for column in ("name", "reason", "fix"):
-            missing.add_column(column)
-        for u in registry.unavailable:
-            missing.add_row(escape(u.name), escape(u.reason), escape(u.fix))
-        console.print(missing)
+    provided = registry.hooks().inventory()  # calls the registration hooks: finds broken ones
+    in_use = registry.in_use
+    data = {
+        "plugins": [p.to_dict(provided.get(p.name)) for p in in_use],
+        "broken": [b.to_dict() for b in registry.broken],
+        "unavailable": [u.to_dict() for u in registry.unavailable],
+    }
+
+    def tables() -> list[Table | str]:
+        rows = []
+        for p in in_use:
+            what = provided.get(p.name)
+            provides = []
+            if what is not None:
+                for kind, names in (
+                    ("engines", what.engines),
+                    ("transports", what.transports),
+                    ("commands", what.commands),
+                ):
+                    if names:
+                        provides.append(f"{kind}: {', '.join(names)}")
+            name = p.name + (" (built-in)" if p.builtin else "")
+            hooks = [h.removeprefix("wowlab_") for h in p.hooks]
+            rows.append([name, p.version, "; ".join(provides), ", ".join(hooks)])
+        out: list[Table | str] = [Table("Plugins", ["name", "version", "provides", "hooks"], rows)]
+        for title, problems in (("Broken", registry.broken), ("Unavailable", registry.unavailable)):
+            if problems:
+                out.append(
+                    Table(
+                        title,
+                        ["name", "reason", "fix"],
+                        [[u.name, f"{u.stage}: {u.reason}", u.fix] for u in problems],
+                    )
+                )
+        return out
+
+    emit(output_format, data=data, tables=tables)

@@ -5,10 +5,15 @@ Use it by subclassing :class:`TransportConformance` in your test module and prov
 
     class TestMyTransport(TransportConformance):
         @pytest.fixture
-        async def transport_harness(self, db, wowlab_hooks):
-            coordinator = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
+        async def transport_harness(self, wowlab_db, wowlab_hooks):
+            coordinator = Coordinator(wowlab_db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
             server = await start_my_server(coordinator)     # your server side
-            yield TransportHarness(coordinator, lambda: MyTransport(server.url))
+            yield TransportHarness(
+                coordinator,
+                lambda: MyTransport(server.url),
+                # a transport to a server that is not there (a closed port):
+                make_unreachable_transport=lambda: MyTransport("myproto://127.0.0.1:9"),
+            )
             await server.stop()
 
 The harness's coordinator must use :data:`wowlab_core.testing.plugin.TEST_SETTINGS`
@@ -33,11 +38,19 @@ from wowlab_core.agent import AgentOptions, NodeAgent
 from wowlab_core.cache import CacheSettings, MemoryDiskCache
 from wowlab_core.coordinator import Coordinator
 from wowlab_core.db import read_session, write_session
-from wowlab_core.errors import AuthenticationFailed, LeaseLost, NotFound
+from wowlab_core.errors import AuthenticationFailed, LeaseLost, NotFound, TransportError
 from wowlab_core.jobs import submit_job
 from wowlab_core.models import ChunkStatus, JobStatus, SimChunk, SimJob, User
 from wowlab_core.nodes import claim_and_announce
-from wowlab_core.protocol import Completion, Lease, NodeCredentials, NodeInfo, Outcome
+from wowlab_core.protocol import (
+    Completion,
+    Heartbeat,
+    Lease,
+    NodeCredentials,
+    NodeInfo,
+    Outcome,
+    RunningChunk,
+)
 from wowlab_core.scheduler import cancel_job
 from wowlab_core.testing.toy_engine import ToyEngine
 
@@ -50,6 +63,9 @@ class TransportHarness:
 
     coordinator: Coordinator
     make_transport: Callable[[], Any]
+    #: A transport whose server side is down or unreachable (None: the suite cannot check
+    #: that such a transport raises ``TransportError``, and says so).
+    make_unreachable_transport: Callable[[], Any] | None = None
 
     # --- server-side helpers (through the database, as the portal would) -------------
 
@@ -98,7 +114,9 @@ class TransportHarness:
         return job_id
 
     def job(self, job_id: int) -> SimJob:
-        """A job as stored now."""
+        """A job as stored once the coordinator's finisher merged what it was given (a
+        job is merged after the call that completed its last chunk returned)."""
+        assert self.coordinator.settle(), "the coordinator's finisher did not settle in 30 s"
         with read_session(self.coordinator.db) as s:
             job = s.get(SimJob, job_id)
             assert job is not None
@@ -134,13 +152,21 @@ async def registered_node(
     claim: bool = True,
     owner: str = "owner",
     name: str = "node",
+    max_parallel: int = 2,
 ) -> NodeCredentials:
     """Register a node through ``transport`` and (by default) claim it."""
-    reg = await transport.register(NodeInfo(name=name, max_parallel=2, cores=2, platform="test"))
+    reg = await transport.register(
+        NodeInfo(name=name, max_parallel=max_parallel, cores=2, platform="test")
+    )
     creds = NodeCredentials(node_id=reg.node_id, token=reg.token)
     if claim:
         await anyio.to_thread.run_sync(harness.claim, reg.claim_code, owner)
     return creds
+
+
+def running(*leases: Lease, done: int = 0) -> Heartbeat:
+    """A heartbeat naming ``leases`` as the chunks the node runs."""
+    return Heartbeat(running=[RunningChunk(le.chunk_id, le.lease_token, done) for le in leases])
 
 
 async def complete_all(
@@ -215,7 +241,7 @@ class TransportConformance:
                 with pytest.raises(AuthenticationFailed):
                     await transport.claim_status(wrong)
                 with pytest.raises(AuthenticationFailed):
-                    await transport.heartbeat(wrong)
+                    await transport.heartbeat(wrong, Heartbeat())
                 with pytest.raises(AuthenticationFailed):
                     await transport.lease(wrong, 1)
                 with pytest.raises(AuthenticationFailed):
@@ -224,8 +250,34 @@ class TransportConformance:
                     await transport.complete(wrong, [])
                 with pytest.raises(AuthenticationFailed):
                     await transport.fail(wrong, 1, "x", "boom")
+                with pytest.raises(AuthenticationFailed):
+                    await transport.release(wrong, [1], "x")
+                with pytest.raises(AuthenticationFailed):
+                    await transport.go_offline(wrong)
+                with pytest.raises(AuthenticationFailed):
+                    await transport.wait_for_work(wrong, 0.1)
             # Nothing was leased by the impostors.
             assert len(await transport.lease(creds, 10)) == 2
+        finally:
+            await transport.aclose()
+
+    async def test_unreachable_server_raises_transport_error(
+        self, transport_harness: TransportHarness
+    ) -> None:
+        if transport_harness.make_unreachable_transport is None:
+            pytest.skip("the harness gives no make_unreachable_transport: not checked")
+        transport = transport_harness.make_unreachable_transport()
+        creds = NodeCredentials(node_id=1, token="token")
+        try:
+            with anyio.fail_after(60):
+                with pytest.raises(TransportError):
+                    await transport.register(NodeInfo(name="n1"))
+                with pytest.raises(TransportError):
+                    await transport.claim_status(creds)
+                with pytest.raises(TransportError):
+                    await transport.heartbeat(creds, Heartbeat())
+                with pytest.raises(TransportError):
+                    await transport.lease(creds, 1)
         finally:
             await transport.aclose()
 
@@ -239,7 +291,7 @@ class TransportConformance:
         coordinator.settings = replace(coordinator.settings, lease_seconds=600.0)
         try:
             nodes = [
-                await registered_node(transport_harness, t, name=f"n{i}")
+                await registered_node(transport_harness, t, name=f"n{i}", max_parallel=64)
                 for i, t in enumerate(transports)
             ]
             job_id = transport_harness.submit(400, chunks=200)
@@ -292,12 +344,19 @@ class TransportConformance:
             creds = await registered_node(transport_harness, transport)
             creds_other = await registered_node(transport_harness, other, name="other")
             transport_harness.submit(10, chunks=1)
+            # 3 s leases, a heartbeat every 0.5 s: a loaded machine (a CI run near its end)
+            # may hold a request up by 2.5 s before the lease runs out under it.
+            coordinator = transport_harness.coordinator
+            coordinator.settings = replace(coordinator.settings, lease_seconds=3.0)
             [lease] = await transport.lease(creds, 1)
-            lease_seconds = transport_harness.coordinator.settings.lease_seconds
-            for _ in range(4):  # twice the lease time, kept alive by heartbeats
-                await anyio.sleep(lease_seconds / 2)
-                await transport.heartbeat(creds)
+            lease_seconds = coordinator.settings.lease_seconds
+            for _ in range(12):  # twice the lease time, kept alive by heartbeats
+                await anyio.sleep(lease_seconds / 6)
+                reply = await transport.heartbeat(creds, running(lease, done=3))
+                assert (reply.cancelled_chunks, reply.released_chunks) == ([], [])
             assert await other.lease(creds_other, 1) == []
+            [chunk] = transport_harness.chunks(lease.job_id)
+            assert chunk.progress == 3  # the node's progress within the chunk is recorded
             [outcome] = await complete_all(transport, creds, [lease])
             assert outcome.outcome == Outcome.ACCEPTED.value
         finally:
@@ -309,7 +368,7 @@ class TransportConformance:
     ) -> None:
         transport = transport_harness.make_transport()
         try:
-            creds = await registered_node(transport_harness, transport)
+            creds = await registered_node(transport_harness, transport, max_parallel=3)
             job_id = transport_harness.submit(30, chunks=3)
             leases = await transport.lease(creds, 3)
             outcomes: list[str] = []
@@ -375,7 +434,7 @@ class TransportConformance:
             [lease] = await transport.lease(creds, 1)
             await anyio.to_thread.run_sync(transport_harness.cancel, job_id)
             assert await transport.lease(creds, 5) == []
-            reply = await transport.heartbeat(creds)
+            reply = await transport.heartbeat(creds, running(lease))
             assert reply.cancelled_chunks == [lease.chunk_id]
             [outcome] = await complete_all(transport, creds, [lease])
             assert outcome.outcome == Outcome.IGNORED.value
@@ -384,24 +443,116 @@ class TransportConformance:
         finally:
             await transport.aclose()
 
-    async def test_failures_retry_then_fail_the_job(
+    async def test_a_failed_chunk_goes_to_another_node_then_fails_the_job(
+        self, transport_harness: TransportHarness
+    ) -> None:
+        a, b = transport_harness.make_transport(), transport_harness.make_transport()
+        try:
+            node_a = await registered_node(transport_harness, a, name="a")
+            node_b = await registered_node(transport_harness, b, name="b")
+            job_id = transport_harness.submit(10, chunks=1)
+            [lease] = await a.lease(node_a, 1)
+            await a.fail(node_a, lease.chunk_id, lease.lease_token, "boom on a")
+            with pytest.raises(LeaseLost):  # a second report of the same failure
+                await a.fail(node_a, lease.chunk_id, lease.lease_token, "again")
+            # One machine's failure does not fail the job, and that machine does not get
+            # the chunk again while another node may run it.
+            assert transport_harness.job(job_id).status == JobStatus.RUNNING.value
+            assert await a.lease(node_a, 1) == []
+            [again] = await b.lease(node_b, 1)
+            assert again.chunk_id == lease.chunk_id
+            await b.fail(node_b, again.chunk_id, again.lease_token, "boom on b")
+            job = transport_harness.job(job_id)
+            assert job.status == JobStatus.FAILED.value
+            assert job.error is not None and "boom on b" in job.error and "2 different" in job.error
+            assert [c.status for c in transport_harness.chunks(job_id)] == [
+                ChunkStatus.FAILED.value
+            ]
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+    async def test_leases_never_exceed_max_parallel(
+        self, transport_harness: TransportHarness
+    ) -> None:
+        transport = transport_harness.make_transport()
+        coordinator = transport_harness.coordinator
+        coordinator.settings = replace(coordinator.settings, lease_seconds=600.0)
+        try:
+            creds = await registered_node(transport_harness, transport, max_parallel=2)
+            transport_harness.submit(80, chunks=8)
+            first = await transport.lease(creds, 8)
+            assert len(first) == 2
+            assert await transport.lease(creds, 8) == []  # both workers are busy
+            await complete_all(transport, creds, first[:1])
+            assert len(await transport.lease(creds, 8)) == 1
+        finally:
+            await transport.aclose()
+
+    async def test_heartbeat_hands_back_leases_it_does_not_name(
+        self, transport_harness: TransportHarness
+    ) -> None:
+        """A node that lost track of a lease (a restart, a lost answer) does not keep it."""
+        transport = transport_harness.make_transport()
+        other = transport_harness.make_transport()
+        try:
+            creds = await registered_node(transport_harness, transport)
+            creds_other = await registered_node(transport_harness, other, name="other")
+            transport_harness.submit(20, chunks=2)
+            kept, lost = await transport.lease(creds, 2)
+            reply = await transport.heartbeat(creds, running(kept))
+            assert reply.released_chunks == [lost.chunk_id] and reply.cancelled_chunks == []
+            [taken] = await other.lease(creds_other, 2)
+            assert taken.chunk_id == lost.chunk_id  # at once, not after the lease ran out
+            # A restarted node names nothing: everything its identity held goes back.
+            reply = await transport.heartbeat(creds, Heartbeat())
+            assert reply.released_chunks == [kept.chunk_id]
+        finally:
+            await transport.aclose()
+            await other.aclose()
+
+    async def test_heartbeat_tells_a_node_to_stop_a_lease_it_lost(
+        self, transport_harness: TransportHarness
+    ) -> None:
+        a, b = transport_harness.make_transport(), transport_harness.make_transport()
+        try:
+            node_a = await registered_node(transport_harness, a, name="a")
+            node_b = await registered_node(transport_harness, b, name="b")
+            transport_harness.submit(10, chunks=1)
+            [first] = await a.lease(node_a, 1)
+            await anyio.sleep(transport_harness.coordinator.settings.lease_seconds + 0.3)
+            [second] = await b.lease(node_b, 1)
+            assert second.chunk_id == first.chunk_id
+            reply = await a.heartbeat(node_a, running(first))
+            assert reply.cancelled_chunks == [first.chunk_id]
+            # b's lease is untouched by a's heartbeat.
+            reply = await b.heartbeat(node_b, running(second))
+            assert reply.cancelled_chunks == [] and reply.released_chunks == []
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+    async def test_over_budget_is_not_a_failure_and_cuts_the_chunk(
         self, transport_harness: TransportHarness
     ) -> None:
         transport = transport_harness.make_transport()
         try:
-            creds = await registered_node(transport_harness, transport)
+            creds = await registered_node(transport_harness, transport, max_parallel=10)
             job_id = transport_harness.submit(10, chunks=1)
-            for attempt in range(3):
-                [lease] = await transport.lease(creds, 1)
-                await transport.fail(creds, lease.chunk_id, lease.lease_token, f"boom {attempt}")
-                with pytest.raises(LeaseLost):  # a second report of the same failure
-                    await transport.fail(creds, lease.chunk_id, lease.lease_token, "again")
-            job = transport_harness.job(job_id)
-            assert job.status == JobStatus.FAILED.value
-            assert job.error is not None and "boom 2" in job.error
-            assert [c.status for c in transport_harness.chunks(job_id)] == [
-                ChunkStatus.FAILED.value
-            ]
+            for _ in range(4):  # more reports than max_attempts: none counts
+                leases = await transport.lease(creds, 1)
+                lease = leases[0]
+                assert lease.budget_seconds is not None and lease.budget_seconds > 0
+                await transport.fail(
+                    creds, lease.chunk_id, lease.lease_token, "over budget", reason="over-budget"
+                )
+            chunks = sorted(transport_harness.chunks(job_id), key=lambda c: c.seed_offset)
+            assert transport_harness.job(job_id).status != JobStatus.FAILED.value
+            assert all(c.failures == 0 for c in chunks)
+            assert sum(c.iterations for c in chunks) == 10 and len(chunks) == 5
+            everything = await transport.lease(creds, 10)
+            await complete_all(transport, creds, everything)
+            assert transport_harness.job(job_id).status == JobStatus.COMPLETED.value
         finally:
             await transport.aclose()
 
@@ -461,7 +612,10 @@ class TransportConformance:
             report = transport_harness.job(job_id).result
             assert report["iterations"] == 1000
             assert report["dps"]["mean"] == round(direct.total / 1000 / 1000, 3)
-            assert sum(a.stats.chunks_completed for a in agents) == 13
+            # Each chunk computed once; on a loaded machine a lease may run out and its chunk
+            # be run again elsewhere (the late result still counts once: the report above).
+            leases = sum(c.attempts for c in transport_harness.chunks(job_id))
+            assert 13 <= sum(a.stats.chunks_completed for a in agents) <= leases
         finally:
             for t in transports:
                 await t.aclose()
@@ -473,5 +627,6 @@ __all__ = [
     "TransportHarness",
     "complete_all",
     "registered_node",
+    "running",
     "toy_result",
 ]

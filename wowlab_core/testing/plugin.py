@@ -1,24 +1,38 @@
 """The ``wowlab`` pytest plugin: fixtures for wowlab's own tests and for plugin authors.
 
-Fixtures:
+It is loaded wherever wowlab is installed (entry point ``pytest11``), so every fixture is
+named ``wowlab_*`` and none shadows a project's own fixtures:
+
     ``wowlab_hooks``: a fresh plugin registry (built-ins + the toy engine, no entry points).
-    ``register_plugin``: register a throwaway plugin object for one test.
-    ``sqlite_db`` / ``postgres_db``: real databases with wowlab's schema.
-    ``db``: parametrized over both (SQLite always, PostgreSQL when reachable).
-    ``coordinator``: a :class:`Coordinator` on ``db`` with short test timings.
+    ``wowlab_register_plugin``: register a throwaway plugin object for one test.
+    ``wowlab_sqlite_db`` / ``wowlab_postgres_db``: real databases with wowlab's schema.
+    ``wowlab_db``: parametrized over both (SQLite always, PostgreSQL when reachable).
+    ``wowlab_coordinator``: a :class:`Coordinator` on ``wowlab_db`` with short test timings.
+
+Test databases on PostgreSQL are named ``<prefix>_<random>``: the ini option
+``wowlab_db_prefix`` (or ``WOWLAB_TEST_DB_PREFIX``) sets the prefix, ``wowlab_test`` by
+default. A project that prefers short names aliases them in its ``conftest.py``::
+
+    @pytest.fixture
+    def db(wowlab_db):
+        return wowlab_db
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 
 from wowlab_core.coordinator import Coordinator, CoordinatorSettings
 from wowlab_core.plugins import Hooks, build_registry
-from wowlab_core.testing.databases import fresh_postgres_database, fresh_sqlite_database
+from wowlab_core.testing.databases import (
+    DEFAULT_DB_PREFIX,
+    fresh_postgres_database,
+    fresh_sqlite_database,
+)
 from wowlab_core.testing.toy_engine import toy_engine_plugin
 
 #: Timings that make expiry and presence observable within a test.
@@ -27,10 +41,10 @@ TEST_SETTINGS = CoordinatorSettings(
 )
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    """anyio tests run on asyncio."""
-    return "asyncio"
+def _prefix(config: pytest.Config) -> str | None:
+    # The ini option wins when a project sets it; else the environment or the default.
+    value = str(config.getini("wowlab_db_prefix") or "")
+    return value or None
 
 
 @pytest.fixture
@@ -42,7 +56,7 @@ def wowlab_hooks() -> Hooks:
 
 
 @pytest.fixture
-def register_plugin(wowlab_hooks: Hooks) -> Iterator[Callable[[object], object]]:
+def wowlab_register_plugin(wowlab_hooks: Hooks) -> Iterator[Callable[[object], object]]:
     """Register throwaway plugins on ``wowlab_hooks``; they are unregistered afterwards."""
     added: list[object] = []
 
@@ -58,36 +72,48 @@ def register_plugin(wowlab_hooks: Hooks) -> Iterator[Callable[[object], object]]
 
 
 @pytest.fixture
-def sqlite_db(tmp_path: Any) -> Iterator[Engine]:
+def wowlab_sqlite_db(tmp_path: Path) -> Iterator[Engine]:
     """A SQLite file database with wowlab's schema."""
     with fresh_sqlite_database(str(tmp_path)) as engine:
         yield engine
 
 
 @pytest.fixture
-def postgres_db() -> Iterator[Engine]:
+def wowlab_postgres_db(request: pytest.FixtureRequest) -> Iterator[Engine]:
     """A fresh database on the real PostgreSQL server, dropped afterwards."""
-    with fresh_postgres_database() as engine:
+    with fresh_postgres_database(prefix=_prefix(request.config)) as engine:
         yield engine
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
+def wowlab_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """The same test on SQLite and on PostgreSQL."""
     if request.param == "sqlite":
         with fresh_sqlite_database(str(tmp_path)) as engine:
             yield engine
     else:
-        with fresh_postgres_database() as engine:
+        with fresh_postgres_database(prefix=_prefix(request.config)) as engine:
             yield engine
 
 
 @pytest.fixture
-def coordinator(db: Engine, wowlab_hooks: Hooks) -> Coordinator:
-    """A coordinator on ``db`` with short test timings."""
-    return Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
+def wowlab_coordinator(wowlab_db: Engine, wowlab_hooks: Hooks) -> Coordinator:
+    """A coordinator on ``wowlab_db`` with short test timings."""
+    return Coordinator(wowlab_db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The ini option ``wowlab_db_prefix``."""
+    parser.addini(
+        "wowlab_db_prefix",
+        f"name prefix of wowlab's PostgreSQL test databases (default {DEFAULT_DB_PREFIX})",
+        default="",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Declare the markers wowlab's fixtures use."""
     config.addinivalue_line("markers", "postgres: needs a real PostgreSQL server")
+
+
+__all__ = ["TEST_SETTINGS"]

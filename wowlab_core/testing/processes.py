@@ -19,9 +19,12 @@ from pathlib import Path
 class WowlabProcess:
     """``python -m wowlab_core ARGS...`` in a subprocess, its output collected by a thread."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, launcher: list[str] | None = None
+    ) -> None:
+        # ``launcher``: what runs instead of ``-m wowlab_core`` (a script that wraps the CLI).
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wowlab_core", *args],
+            [sys.executable, *(launcher or ["-m", "wowlab_core"]), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -86,8 +89,10 @@ def node_process(
     max_parallel: int = 1,
     env: dict[str, str] | None = None,
     verbose: bool = False,
+    launcher: list[str] | None = None,
+    args: tuple[str, ...] = (),
 ) -> WowlabProcess:
-    """``wowlab node run`` with its own settings file."""
+    """``wowlab node run`` with its own settings file (and more options in ``args``)."""
     return WowlabProcess(
         *(["-v"] if verbose else []),
         "node",
@@ -102,7 +107,9 @@ def node_process(
         str(max_parallel),
         "--settings-file",
         str(settings_file),
+        *args,
         env=env,
+        launcher=launcher,
     )
 
 

@@ -24,13 +24,19 @@ from .character import (
 )
 from .heap import heap_cancel, heap_schedule
 from .model import (
+    AB_CRIT_DAMAGE,
     AB_CRITS,
     AB_DAMAGE,
     AB_DIRECT_DAMAGE,
     AB_EXECUTES,
+    AB_HIT_MAX,
+    AB_HIT_MIN,
     AB_HITS,
+    AB_TICK_CRIT_DAMAGE,
     AB_TICK_CRITS,
     AB_TICK_DAMAGE,
+    AB_TICK_MAX,
+    AB_TICK_MIN,
     AB_TICKS,
     AU_CAN_CRIT,
     AU_CHANNEL_TICKS,
@@ -62,17 +68,24 @@ from .model import (
     HP_TIME,
     I_AURAS,
     I_EFFECTS,
+    I_LONG,
     I_MISC_ROW,
     I_PROCS,
     I_RESOURCES,
     I_SPELLS,
+    I_ST_POINTS,
+    I_ST_STEP_MS,
     I_TARGETS,
+    I_TL_POINTS,
+    I_TL_STEP_MS,
     I_WORK_CAP,
     IN_EXPIRE,
     IN_LAST_TICK,
     IN_PERIOD,
     IN_STACKS,
     IN_UP_SINCE,
+    L_AURA,
+    L_DAMAGE,
     LINKS,
     MASK,
     MAX_HIT,
@@ -126,6 +139,7 @@ from .model import (
     ST_MASTERY,
     ST_PRIMARY,
     ST_VERSATILITY,
+    TARGET_DAMAGE,
     WORK,
     Array,
     Int,
@@ -134,13 +148,24 @@ from .rng import STREAM_CRIT, STREAM_PROC, STREAM_VARIANCE, draw_unit
 
 # --- plumbing ---------------------------------------------------------------------------
 
+#: A draw's counter is ``sub-stream << SUB_STREAM_BITS`` plus its index in the sub-stream.
+SUB_STREAM_BITS = 21
+SUB_STREAM_MASK = (1 << SUB_STREAM_BITS) - 1
+
 
 @jit
-def draw(ti: Array, stream: Int) -> float:
-    """Next uniform draw in [0, 1) of ``stream`` for the current iteration."""
-    c = ti[EI_RNG_COUNTER, stream]
-    ti[EI_RNG_COUNTER, stream] = c + 1
-    return draw_unit(ti[EI_RNG_KEY, stream], c)
+def draw(ti: Array, stream: Int, sub: Int) -> float:
+    """Next uniform draw in [0, 1) of sub-stream ``sub`` of ``stream`` (current iteration).
+
+    Each ability has its own crit and variance sub-stream and each proc its own proc
+    sub-stream: the k-th crit roll of a spell is the same number in every config run with a
+    seed, however many other rolls came before it, so variants stay in step (common random
+    numbers) even when a change shifts other events.
+    """
+    row = EI_RNG_COUNTER + stream
+    c = ti[row, sub]
+    ti[row, sub] = c + 1
+    return draw_unit(ti[EI_RNG_KEY, stream], (sub << SUB_STREAM_BITS) + (c & SUB_STREAM_MASK))
 
 
 @jit
@@ -173,6 +198,7 @@ def deal_damage(
     target: Int,
     scale: float,
     tick: Int,
+    now: Int,
 ) -> bool:
     """One damage event of ability ``ab`` on ``target``; returns whether it crit."""
     amount = coeff * tf[S_STAT, ST_PRIMARY] * scale
@@ -181,9 +207,9 @@ def deal_damage(
     if mastery:
         amount *= tf[S_STAT, ST_MASTERY]
     if variance > 0.0:
-        amount *= 1.0 + variance * (2.0 * draw(ti, np.int64(STREAM_VARIANCE)) - 1.0)
+        amount *= 1.0 + variance * (2.0 * draw(ti, np.int64(STREAM_VARIANCE), ab) - 1.0)
     crit = False
-    if can_crit and draw(ti, np.int64(STREAM_CRIT)) < tf[S_STAT, ST_CRIT]:
+    if can_crit and draw(ti, np.int64(STREAM_CRIT), ab) < tf[S_STAT, ST_CRIT]:
         crit = True
         amount *= tf[HEAD, F_CRIT_MULTIPLIER]
     if amount >= MAX_HIT:
@@ -194,20 +220,47 @@ def deal_damage(
     ti[S_HEAD, N_DAMAGE] += dealt
     ti[S_HEAD, N_DAMAGE_EVENTS] += 1
     ti[METRICS + AB_DAMAGE, ab] += dealt
+    ti[METRICS + TARGET_DAMAGE + target, ab] += dealt
+    bucket = now // ti[HEAD, I_TL_STEP_MS]
+    if bucket < ti[HEAD, I_TL_POINTS]:
+        ti[ti[HEAD, I_LONG] + bucket, L_DAMAGE] += dealt
     if tick:
         ti[METRICS + AB_TICKS, ab] += 1
         ti[METRICS + AB_TICK_DAMAGE, ab] += dealt
         if crit:
             ti[METRICS + AB_TICK_CRITS, ab] += 1
+            ti[METRICS + AB_TICK_CRIT_DAMAGE, ab] += dealt
+        if dealt < ti[METRICS + AB_TICK_MIN, ab]:
+            ti[METRICS + AB_TICK_MIN, ab] = dealt
+        if dealt > ti[METRICS + AB_TICK_MAX, ab]:
+            ti[METRICS + AB_TICK_MAX, ab] = dealt
     else:
         ti[METRICS + AB_HITS, ab] += 1
         ti[METRICS + AB_DIRECT_DAMAGE, ab] += dealt
         if crit:
             ti[METRICS + AB_CRITS, ab] += 1
+            ti[METRICS + AB_CRIT_DAMAGE, ab] += dealt
+        if dealt < ti[METRICS + AB_HIT_MIN, ab]:
+            ti[METRICS + AB_HIT_MIN, ab] = dealt
+        if dealt > ti[METRICS + AB_HIT_MAX, ab]:
+            ti[METRICS + AB_HIT_MAX, ab] = dealt
     return crit
 
 
 # --- auras ------------------------------------------------------------------------------
+
+
+@jit
+def uptime_timeline(ti: Array, a: Int, start: Int, end: Int) -> None:
+    """Add aura ``a``'s uptime ``[start, end)`` to its buckets of the aura timeline."""
+    step = ti[HEAD, I_ST_STEP_MS]
+    row = ti[HEAD, I_LONG]
+    k = start // step
+    while k < ti[HEAD, I_ST_POINTS] and k * step < end:
+        lo = max(start, k * step)
+        hi = min(end, (k + 1) * step)
+        ti[row + k, L_AURA + a] += hi - lo
+        k += 1
 
 
 @jit
@@ -264,6 +317,7 @@ def aura_remove(ti: Array, tf: Array, a: Int, slot: Int, now: Int) -> None:
         return
     aura_row = ti[HEAD, I_SPELLS] + ti[HEAD, I_AURAS]
     ti[METRICS + AU_UPTIME_MS, aura_row + a] += now - ti[IN_UP_SINCE, inst]
+    uptime_timeline(ti, a, ti[IN_UP_SINCE, inst], now)
     ti[IN_STACKS, inst] = 0
     heap_cancel(ti, 1 + inst)
     heap_cancel(ti, tick_key(ti, inst))
@@ -294,6 +348,7 @@ def aura_tick(ti: Array, tf: Array, inst: Int, fraction: float, now: Int) -> Non
         target,
         fraction,
         np.int64(1),
+        now,
     )
     proc_event(ti, tf, np.int64(ON_TICK), ab, now)
     if crit:
@@ -342,11 +397,12 @@ def proc_attempt(ti: Array, tf: Array, p: Int, now: Int) -> None:
         chance = rate * since_attempt / 60000.0
         if ti[PR_BLP, p]:
             since_proc = min(now - ti[EI_PROC_LAST, p], 1000000)
-            chance *= max(1.0, 1.0 + 3.0 * (since_proc * rppm / 60000.0 - 1.5))
+            # SimC's real_ppm_t: the interval is that of the hasted real_ppm, 60 / rate.
+            chance *= max(1.0, 1.0 + 3.0 * (since_proc * rate / 60000.0 - 1.5))
         ti[EI_PROC_ATTEMPT, p] = now
     else:
         chance = tf[PRF_CHANCE, p]
-    if draw(ti, np.int64(STREAM_PROC)) >= chance:
+    if draw(ti, np.int64(STREAM_PROC), p) >= chance:
         return
     ti[EI_PROC_LAST, p] = now
     ti[EI_PROC_ICD, p] = now + ti[PR_ICD_MS, p]
@@ -358,7 +414,7 @@ def proc_attempt(ti: Array, tf: Array, p: Int, now: Int) -> None:
     for r in range(ti[HEAD, I_RESOURCES]):
         if tf[PRF_GAIN + r, p] > 0.0:
             sync_resource(ti, tf, r, now)
-            gain_resource(ti, tf, r, tf[PRF_GAIN + r, p])
+            gain_resource(ti, tf, r, tf[PRF_GAIN + r, p], ti[HEAD, I_SPELLS] + p)
     s = ti[PR_RESET, p]
     if s >= 0:
         update_charges(ti, tf, s, now)
@@ -404,7 +460,7 @@ def execute(ti: Array, tf: Array, s: Int, from_rotation: Int, now: Int) -> None:
             spend_resource(ti, tf, r, tf[SPF_COST + r, s], now)
         if tf[SPF_GAIN + r, s] > 0.0:
             sync_resource(ti, tf, r, now)
-            gain_resource(ti, tf, r, tf[SPF_GAIN + r, s])
+            gain_resource(ti, tf, r, tf[SPF_GAIN + r, s], s)
     if from_rotation:
         use_charge(ti, tf, s, now)
     ti[METRICS + AB_EXECUTES, s] += 1
@@ -428,6 +484,7 @@ def execute(ti: Array, tf: Array, s: Int, from_rotation: Int, now: Int) -> None:
                 t,
                 scale,
                 np.int64(0),
+                now,
             )
             proc_event(ti, tf, np.int64(ON_HIT), s, now)
             if crit:

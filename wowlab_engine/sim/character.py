@@ -37,14 +37,17 @@ from .model import (
     F_MASTERY,
     F_PRIMARY,
     F_VERSATILITY,
+    GAINS,
     HEAD,
     I_AURAS,
     I_EFFECTS,
+    I_PROCS,
     I_RESOURCES,
     I_SPELLS,
     I_TARGETS,
     IN_STACKS,
     MASK,
+    METRICS,
     MULT,
     RES_HASTED,
     RSF_MAX,
@@ -79,21 +82,28 @@ def sync_resource(ti: Array, tf: Array, r: Int, now: Int) -> None:
     if dt > 0:
         rate = tf[EF_RES_RATE, r]
         if rate > 0.0:
-            gain_resource(ti, tf, r, rate * dt)
+            gain_resource(ti, tf, r, rate * dt, ti[HEAD, I_SPELLS] + ti[HEAD, I_PROCS])
         ti[EI_RES_LAST, r] = now
 
 
 @jit
-def gain_resource(ti: Array, tf: Array, r: Int, amount: float) -> None:
-    """Add ``amount`` of resource ``r`` (synced already); what does not fit is overflow."""
+def gain_resource(ti: Array, tf: Array, r: Int, amount: float, source: Int) -> None:
+    """Add ``amount`` of resource ``r`` (synced already); what does not fit is overflow.
+
+    ``source`` is the metric row of the gain: a spell, ``spells + proc``, or
+    ``spells + procs`` for regeneration (milli-units, rounded per gain).
+    """
     value = tf[EF_RES_VALUE, r] + amount
     cap = tf[RSF_MAX, r]
     if value > cap:
-        tf[EF_RES_OVERFLOW, r] += value - cap
-        amount -= value - cap
+        over = value - cap
+        tf[EF_RES_OVERFLOW, r] += over
+        ti[METRICS + GAINS + 2 * r + 1, source] += round_ms(over * 1000.0)
+        amount -= over
         value = cap
     tf[EF_RES_VALUE, r] = value
     tf[EF_RES_GAINED, r] += amount
+    ti[METRICS + GAINS + 2 * r, source] += round_ms(amount * 1000.0)
 
 
 @jit

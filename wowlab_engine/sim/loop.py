@@ -11,10 +11,19 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit
-from .actions import aura_apply, aura_expire, aura_tick_event, execute, run_triggered, schedule
+from .actions import (
+    aura_apply,
+    aura_expire,
+    aura_tick_event,
+    execute,
+    run_triggered,
+    schedule,
+    uptime_timeline,
+)
 from .character import refresh_player, refresh_target, round_ms, sync_resource, update_charges
 from .heap import heap_pop
 from .model import (
+    AB_EXECUTE_MS,
     ALL_KINDS,
     AU_UPTIME_MS,
     COND,
@@ -41,21 +50,34 @@ from .model import (
     I_CODE_START,
     I_FIGHT_MS,
     I_FIGHT_VARY_MS,
+    I_LONG,
     I_MISC_ROW,
     I_PRECOMBAT_COUNT,
     I_PRECOMBAT_START,
     I_RESOURCES,
     I_ROTATION,
+    I_SEQ_CAP,
     I_SPELLS,
+    I_ST_POINTS,
+    I_ST_STEP_MS,
     I_TARGETS,
+    I_TL_POINTS,
+    I_TL_STEP_MS,
     IN_EXPIRE,
     IN_STACKS,
     IN_UP_SINCE,
     KEY_CAST,
+    L_FIGHT_MS,
+    L_RESOURCE,
+    L_SAMPLES,
+    L_SEQUENCE,
     LINKS,
+    MAX_COLUMNS,
     MAX_DAMAGE_EVENTS_PER_ITERATION,
     MAX_EVENTS_PER_ITERATION,
     METRICS,
+    MIN_COLUMNS,
+    MS_CASTS,
     MS_DAMAGE_EVENTS,
     MS_EVENTS,
     MS_FIGHT_MS,
@@ -70,8 +92,13 @@ from .model import (
     N_GCD_READY,
     N_HEAP_SIZE,
     N_METRIC_COLUMNS,
+    N_NEXT_SAMPLE,
+    N_SAMPLE,
+    N_SEQ_LEN,
+    N_SEQ_ON,
     N_TRUNCATED,
     NEVER,
+    NO_MIN,
     POLL_MS,
     ROT_COUNT,
     ROT_SPELL,
@@ -79,9 +106,14 @@ from .model import (
     RS_GAINED,
     RS_OVERFLOW,
     RS_SPENT,
+    RSF_MAX,
     RSF_START,
     S_HEAD,
     S_STAT,
+    SEQ_PRESENT,
+    SEQ_RESOURCE_MAX,
+    SEQ_RESOURCE_SHIFT,
+    SEQ_SPELL_SHIFT,
     SP_CAST_MS,
     SP_CHANNEL_AURA,
     SP_CHARGES,
@@ -183,7 +215,9 @@ def condition_holds(ti: Array, tf: Array, e: Int, now: Int) -> bool:
             elif op == OP_AURA_REMAINS:
                 inst = arg * n_targets
                 if ti[IN_STACKS, inst] > 0:
-                    value = (min(ti[IN_EXPIRE, inst], fight) - now) / 1000.0
+                    # SimC: the time until the aura's own expiry, never capped at the fight's
+                    # end (an APL guards refreshes with fight_remains).
+                    value = (ti[IN_EXPIRE, inst] - now) / 1000.0
             elif op == OP_CHARGES:
                 value = 1.0
                 if ti[SP_COOLDOWN_MS, arg] > 0:
@@ -225,8 +259,35 @@ def condition_holds(ti: Array, tf: Array, e: Int, now: Int) -> bool:
 
 
 @jit
+def resource_at(ti: Array, tf: Array, r: Int, t: Int) -> float:
+    """Resource ``r`` at ``t`` (not before its last update), without changing the state.
+
+    Between events nothing changes but regeneration (rates change only after a sync), so
+    this is the value at its last update plus regeneration since, up to its maximum.
+    """
+    value = tf[EF_RES_VALUE, r] + tf[EF_RES_RATE, r] * (t - ti[EI_RES_LAST, r])
+    return float(max(0.0, min(value, tf[RSF_MAX, r])))
+
+
+@jit
+def record_cast(ti: Array, tf: Array, s: Int, now: Int) -> None:
+    """Add a cast to the sample sequence: time, spell, the first resource before it."""
+    n = ti[S_HEAD, N_SEQ_LEN]
+    if n >= ti[HEAD, I_SEQ_CAP]:
+        return
+    value = 0
+    if ti[HEAD, I_RESOURCES] > 0:
+        value = min(int(resource_at(ti, tf, np.int64(0), now)), SEQ_RESOURCE_MAX)
+    entry = now + (s << SEQ_SPELL_SHIFT) + (value << SEQ_RESOURCE_SHIFT) + SEQ_PRESENT
+    ti[ti[HEAD, I_LONG] + n, L_SEQUENCE] = entry
+    ti[S_HEAD, N_SEQ_LEN] = n + 1
+
+
+@jit
 def start_cast(ti: Array, tf: Array, s: Int, now: Int) -> None:
     """Begin casting spell ``s``: GCD, cast time or channel, or execute it if instant."""
+    if ti[S_HEAD, N_SEQ_ON]:
+        record_cast(ti, tf, s, now)
     haste = tf[S_STAT, ST_HASTE]
     gcd_ready = now
     if not ti[SP_OFF_GCD, s]:
@@ -249,6 +310,8 @@ def start_cast(ti: Array, tf: Array, s: Int, now: Int) -> None:
         execute(ti, tf, s, np.int64(1), now)
     ti[S_HEAD, N_BUSY_UNTIL] = busy
     ti[S_HEAD, N_DECISION] = max(gcd_ready, busy)
+    ti[METRICS + AB_EXECUTE_MS, s] += max(gcd_ready, busy) - now
+    ti[METRICS + MS_CASTS, ti[HEAD, I_MISC_ROW]] += 1
 
 
 @jit
@@ -292,7 +355,7 @@ def reset(
     ti[HP_POS, :] = -1
     for stream in range(N_STREAMS):
         ti[EI_RNG_KEY, stream] = stream_key(seed_lo, seed_hi, iteration, stream)
-        ti[EI_RNG_COUNTER, stream] = 0
+    ti[EI_RNG_COUNTER : EI_RNG_COUNTER + N_STREAMS, :] = 0
     vary = ti[HEAD, I_FIGHT_VARY_MS]
     offset = (draw_u32(ti[EI_RNG_KEY, STREAM_FIGHT], np.int64(0)) * (2 * vary + 1)) >> 32
     ti[S_HEAD, N_FIGHT_MS] = ti[HEAD, I_FIGHT_MS] + offset - vary
@@ -335,6 +398,22 @@ def handle_event(ti: Array, tf: Array, key: Int, now: Int) -> None:
 
 
 @jit
+def take_samples(ti: Array, tf: Array, until: Int) -> None:
+    """Sample the resources at every resource-timeline bucket start up to ``until``."""
+    step = ti[HEAD, I_ST_STEP_MS]
+    row = ti[HEAD, I_LONG]
+    k = ti[S_HEAD, N_SAMPLE]
+    while k < ti[HEAD, I_ST_POINTS] and k * step <= until:
+        t = k * step
+        ti[row + k, L_SAMPLES] += 1
+        for r in range(ti[HEAD, I_RESOURCES]):
+            ti[row + k, L_RESOURCE + r] += round_ms(resource_at(ti, tf, r, t) * 1000.0)
+        k += 1
+    ti[S_HEAD, N_SAMPLE] = k
+    ti[S_HEAD, N_NEXT_SAMPLE] = k * step
+
+
+@jit
 def run_iteration(
     ti: Array,
     tf: Array,
@@ -344,11 +423,14 @@ def run_iteration(
 ) -> None:
     """Simulate one fight; damage and fight length are left in ``ti[HEAD]``."""
     reset(ti, tf, seed_lo, seed_hi, iteration)
+    ti[S_HEAD, N_SEQ_ON] = 1 if iteration == 0 else 0
     fight = ti[S_HEAD, N_FIGHT_MS]
     end = fight
     while True:
         decision = ti[S_HEAD, N_DECISION]
         next_event = ti[HP_TIME, 0] if ti[S_HEAD, N_HEAP_SIZE] > 0 else NEVER
+        if min(decision, next_event) >= ti[S_HEAD, N_NEXT_SAMPLE]:
+            take_samples(ti, tf, min(decision, next_event, fight - 1))
         if decision < next_event:
             if decision >= fight:
                 break
@@ -370,14 +452,22 @@ def run_iteration(
             ti[S_HEAD, N_TRUNCATED] = 1
             end = min(fight, max(decision, next_event))
             break
-    # Close the books: uptime of auras still up, regeneration up to the end.
+    # Close the books: uptime of auras still up, regeneration up to the end, timelines.
+    take_samples(ti, tf, fight - 1)
     n_targets = ti[HEAD, I_TARGETS]
     aura_row = ti[HEAD, I_SPELLS] + ti[HEAD, I_AURAS]
     for inst in range(n_targets * ti[HEAD, I_AURAS]):
         if ti[IN_STACKS, inst] > 0:
             ti[METRICS + AU_UPTIME_MS, aura_row + inst // n_targets] += end - ti[IN_UP_SINCE, inst]
+            uptime_timeline(ti, inst // n_targets, ti[IN_UP_SINCE, inst], end)
     for r in range(ti[HEAD, I_RESOURCES]):
         sync_resource(ti, tf, r, end)
+    step = ti[HEAD, I_TL_STEP_MS]
+    row = ti[HEAD, I_LONG]
+    for k in range(ti[HEAD, I_TL_POINTS]):
+        if k * step >= fight:
+            break
+        ti[row + k, L_FIGHT_MS] += min(step, fight - k * step)
 
 
 @jit
@@ -396,6 +486,11 @@ def run_block(
     1000 ms), computed exactly in int64. Metrics are summed into the ``METRICS`` rows of ``ti``.
     """
     ti[METRICS : METRICS + N_METRIC_COLUMNS, :] = 0
+    for column in MIN_COLUMNS:
+        ti[METRICS + column, :] = NO_MIN
+    for column in MAX_COLUMNS:
+        ti[METRICS + column, :] = -1
+    ti[ti[HEAD, I_LONG] :, :] = 0
     misc = ti[HEAD, I_MISC_ROW]
     res_row = misc - ti[HEAD, I_RESOURCES]
     for i in range(values.shape[0]):

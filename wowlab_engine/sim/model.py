@@ -43,7 +43,13 @@ I_PRECOMBAT_START = 11  # into mi[LINKS]
 I_PRECOMBAT_COUNT = 12
 I_CODE_START = 13  # condition bytecode: (opcode, argument) pairs in mi[LINKS]
 I_MISC_ROW = 14  # metric row of the run-wide counters (see metric_rows)
-N_INTS = 15
+I_LONG = 15  # first row of the long region of the state (timelines, sample sequence)
+I_TL_STEP_MS = 16  # DPS timeline: bucket width and count
+I_TL_POINTS = 17
+I_ST_STEP_MS = 18  # resource and aura timelines: bucket width (a multiple) and count
+I_ST_POINTS = 19
+I_SEQ_CAP = 20  # most casts recorded in the sample sequence (iteration 0)
+N_INTS = 21
 
 # --- mf[HEAD]: actor ---------------------------------------------------------------------
 F_PRIMARY = 0
@@ -176,7 +182,11 @@ N_DAMAGE = 9
 N_DAMAGE_EVENTS = 10
 N_WORK = 11  # size of the triggered-spell work stack
 N_TRUNCATED = 12
-N_SCALARS = 13
+N_NEXT_SAMPLE = 13  # time of the next resource sample (a resource-timeline bucket start)
+N_SAMPLE = 14  # its bucket
+N_SEQ_ON = 15  # 1 while the sample sequence is recorded (iteration 0)
+N_SEQ_LEN = 16
+N_SCALARS = 17
 HP_KEY = S_HEAD + 1  # event heap, by slot
 HP_TIME = S_HEAD + 2
 HP_SEQ = S_HEAD + 3
@@ -193,11 +203,13 @@ EI_PROC_ATTEMPT = S_HEAD + 13  # procs
 EI_PROC_LAST = S_HEAD + 14
 EI_PROC_ICD = S_HEAD + 15
 EI_RNG_KEY = S_HEAD + 16  # random streams
-EI_RNG_COUNTER = S_HEAD + 17
-WORK = S_HEAD + 18  # triggered spells waiting to execute
-METRICS = S_HEAD + 19  # + metric column; indexed by metric row (see metric_rows)
-N_METRIC_COLUMNS = 8
+EI_RNG_COUNTER = S_HEAD + 17  # + stream: draws so far, by sub-stream (ability or proc)
+WORK = EI_RNG_COUNTER + N_STREAMS  # triggered spells waiting to execute
+METRICS = WORK + 1  # + metric column; indexed by metric row (see metric_rows)
+N_METRIC_COLUMNS = 43
 MASK = METRICS + N_METRIC_COLUMNS  # + effect, then + effects + proc: applies to ability (0/1)
+# After the masks, the long region (first row ``mi[HEAD, I_LONG]``): one row per timeline
+# bucket (or sequence entry), one column per series; see the L_ columns.
 
 # --- state rows of the float table (after the model's rows) --------------------------------
 S_STAT = N_MF_ROWS  # float64 scalars:
@@ -226,6 +238,18 @@ AB_CRITS = 4
 AB_TICKS = 5
 AB_TICK_DAMAGE = 6
 AB_TICK_CRITS = 7
+AB_CRIT_DAMAGE = 8  # direct damage of crits
+AB_TICK_CRIT_DAMAGE = 9
+AB_HIT_MIN = 10  # smallest and largest direct hit (a block's min columns start at NO_MIN)
+AB_HIT_MAX = 11
+AB_TICK_MIN = 12
+AB_TICK_MAX = 13
+AB_EXECUTE_MS = 14  # time the actor was busy with its casts (GCD, cast or channel)
+MIN_COLUMNS = (AB_HIT_MIN, AB_TICK_MIN)
+MAX_COLUMNS = (AB_HIT_MAX, AB_TICK_MAX)
+NO_MIN = 1 << 62
+TARGET_DAMAGE = 15  # + target: damage of the ability on that target
+GAINS = TARGET_DAMAGE + 20  # + 2 x resource (+ 1: overflow), by source: spells, procs, regen
 AU_UPTIME_MS = 0
 AU_TRIGGERS = 1
 AU_REFRESHES = 2
@@ -238,6 +262,19 @@ MS_FIGHT_MS = 1
 MS_TRUNCATED = 2
 MS_CLIPPED = 3
 MS_DAMAGE_EVENTS = 4
+MS_CASTS = 5  # casts started from the rotation (APM)
+
+# --- long-region columns ---------------------------------------------------------------------
+L_DAMAGE = 0  # damage in DPS-timeline bucket
+L_FIGHT_MS = 1  # fight time in DPS-timeline bucket (iterations x ms)
+L_SAMPLES = 2  # iterations sampled at resource-timeline bucket start
+L_SEQUENCE = 3  # sample sequence entry: t_ms + spell << 22 + first resource << 29 + 1 << 60
+L_RESOURCE = 4  # + resource: value at bucket start (milli-units)
+L_AURA = L_RESOURCE + MAX_RESOURCES  # + aura: uptime in resource-timeline bucket (ms)
+SEQ_SPELL_SHIFT = 22
+SEQ_RESOURCE_SHIFT = 29
+SEQ_RESOURCE_MAX = (1 << 30) - 1
+SEQ_PRESENT = 1 << 60  # so that no entry is 0 (absent)
 
 #: A single hit is clipped to this (and counted), so sums cannot overflow int64.
 MAX_HIT = 1 << 30
@@ -259,7 +296,7 @@ class State(NamedTuple):
     Every run gets its own copy, so the kernel reads and writes two arrays only.
     """
 
-    ti: Array  # [MASK + effects + procs, width] int64
+    ti: Array  # [MASK + effects + procs + long rows, width] int64
     tf: Array  # [MULT + 1 + targets, width] float64
 
 
@@ -289,9 +326,11 @@ def new_state(model: Model) -> State:
         n_ab,
     )
     n_masks = model.mk.shape[0]
-    ti = np.zeros((MASK + n_masks, width), np.int64)
+    long_rows = max(int(head[I_TL_POINTS]), int(head[I_ST_POINTS]), int(head[I_SEQ_CAP]))
+    width = max(width, L_AURA + n_auras)
+    ti = np.zeros((MASK + n_masks + long_rows, width), np.int64)
     ti[:N_MI_ROWS, : model.mi.shape[1]] = model.mi
-    ti[MASK:, : model.mk.shape[1]] = model.mk
+    ti[MASK : MASK + n_masks, : model.mk.shape[1]] = model.mk
     tf = np.zeros((MULT + 1 + n_targets, width), np.float64)
     tf[:N_MF_ROWS, : model.mf.shape[1]] = model.mf
     return State(ti=ti, tf=tf)

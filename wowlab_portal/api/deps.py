@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pwdlib import PasswordHash
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Engine as DbEngine
 from sqlmodel import Session
 
@@ -19,12 +20,14 @@ from wowlab_core.coordinator import Coordinator
 from wowlab_core.db import read_session, write_session
 from wowlab_core.errors import AuthenticationFailed, PermissionDenied
 from wowlab_core.http_client import NODE_HEADER
-from wowlab_core.models import User, utcnow
+from wowlab_core.models import ApiToken, User, WebSession, utcnow
 from wowlab_core.plugins import Hooks
 from wowlab_core.protocol import NodeCredentials
+from wowlab_portal import web_sessions
 from wowlab_portal.accounts import TOKEN_PREFIX, token_needs_touch, user_for_token
 from wowlab_portal.long_poll import ClaimSignal, RecentNodes, WorkBroadcast
 from wowlab_portal.settings import PortalSettings
+from wowlab_portal.supabase_auth import looks_like_jwt, user_for_supabase_token
 
 # Node ids are positive 64-bit integers.
 _NODE_ID = re.compile(r"[0-9]{1,18}")
@@ -101,9 +104,9 @@ def node_credentials(
 # --- users ----------------------------------------------------------------------------
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-SESSION_USER = "user_id"
+#: The key of the session id in the signed session cookie (see :mod:`..web_sessions`).
+SESSION_ID = "sid"
 SESSION_CSRF = "csrf"
-CSRF_COOKIE = "wowlab_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 
 user_token = HTTPBearer(
@@ -115,7 +118,9 @@ csrf_header = APIKeyHeader(
     name=CSRF_HEADER,
     auto_error=False,
     scheme_name="CsrfToken",
-    description="With the session cookie, unsafe requests repeat the `wowlab_csrf` cookie here.",
+    description=(
+        "With the session cookie, unsafe requests send the `csrf_token` of the log-in answer here."
+    ),
 )
 
 
@@ -139,8 +144,43 @@ def get_passwords(request: Request) -> PasswordHash:
 
 
 def client_address(request: Request) -> str:
-    """The caller's address (uvicorn's ``--proxy-headers`` puts the real one here)."""
+    """The caller's address (behind a trusted proxy, the one it forwarded: see
+    :mod:`wowlab_portal.proxies`)."""
     return request.client.host if request.client else "unknown"
+
+
+def _touch(request: Request, session: Session, row: ApiToken | WebSession, field: str) -> None:
+    """Write ``row.<field> = now`` (a last-used time), without taking a second write lock."""
+    if request.method not in SAFE_METHODS:
+        # This request's session holds the write lock; the route commits it.
+        setattr(row, field, utcnow())
+        session.add(row)
+        return
+    with write_session(get_db(request)) as writer:
+        fresh = writer.get(type(row), sa_inspect(row).identity)
+        if fresh is not None:
+            setattr(fresh, field, utcnow())
+            writer.add(fresh)
+            writer.commit()
+
+
+def session_login(request: Request, session: Session) -> User | None:
+    """The user of this request's browser session, if it is live on the server.
+
+    A cookie whose session was ended (log out, password change, "log out everywhere")
+    or has expired is emptied, so the browser stops sending it.
+    """
+    session_id = request.session.get(SESSION_ID)
+    if session_id is None:
+        return None
+    found = web_sessions.session_user(session, session_id=session_id)
+    if found is None:
+        request.session.clear()
+        return None
+    user, row = found
+    if web_sessions.needs_touch(row):
+        _touch(request, session, row, "last_seen_at")
+    return user
 
 
 def check_origin(request: Request) -> None:
@@ -163,31 +203,23 @@ def current_user(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(user_token)],
     csrf: Annotated[str | None, Depends(csrf_header)],
 ) -> User:
-    """The calling user: by API token, else by session cookie (plus CSRF token on writes).
+    """The calling user: by API token (or a Supabase Auth session when
+    ``supabase_jwt_secret`` is set), else by session cookie (plus CSRF token on writes).
 
     A browser sends cookies on its own, so a cookie-authenticated unsafe request must also
     carry the session's CSRF token in ``X-CSRF-Token``, which another site cannot read.
     A bearer token is never sent by a browser on its own, so it needs no CSRF token.
     """
+    secret = get_settings(request).supabase_jwt_secret
+    if bearer is not None and secret and looks_like_jwt(bearer.credentials):
+        return user_for_supabase_token(session, token=bearer.credentials, secret=secret)
     if bearer is not None:
-        user, row = user_for_token(session, token=bearer.credentials)
+        token_user, row = user_for_token(session, token=bearer.credentials)
         if token_needs_touch(row):
-            if request.method not in SAFE_METHODS:
-                # This request's session holds the write lock; the route commits it.
-                row.last_used_at = utcnow()
-                session.add(row)
-            else:
-                with write_session(get_db(request)) as writer:
-                    fresh = writer.get(type(row), row.id)
-                    if fresh is not None:
-                        fresh.last_used_at = utcnow()
-                        writer.add(fresh)
-                        writer.commit()
-        return user
-    user_id = request.session.get(SESSION_USER)
-    user = session.get(User, user_id) if isinstance(user_id, int) else None
+            _touch(request, session, row, "last_used_at")
+        return token_user
+    user = session_login(request, session)
     if user is None:
-        request.session.clear()
         raise AuthenticationFailed(
             f"log in, or send 'Authorization: Bearer {TOKEN_PREFIX}...'", field="Authorization"
         )
@@ -196,20 +228,24 @@ def current_user(
         expected = request.session.get(SESSION_CSRF)
         if not csrf or not isinstance(expected, str) or not secrets.compare_digest(csrf, expected):
             raise PermissionDenied(
-                f"missing or wrong CSRF token: repeat the {CSRF_COOKIE} cookie in {CSRF_HEADER}",
+                f"missing or wrong CSRF token: send the log-in answer's csrf_token in "
+                f"{CSRF_HEADER}",
                 field=CSRF_HEADER,
             )
     return user
 
 
 def get_limiters(request: Request) -> dict[str, RateLimiter]:
-    """The portal's rate limiters by name (``login_user``, ``claim_address``, ...)."""
+    """The portal's rate limiters by name (``login_address``, ``claim_address``, ...)."""
     limiters: dict[str, RateLimiter] = request.app.state.limiters
     return limiters
 
 
 #: A row id in a path: positive and within a 64-bit integer (larger would overflow SQL).
-IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
+#: A row id: positive and within a 32-bit integer (the id columns are INTEGER: a larger
+#: number would overflow PostgreSQL's int4 and fail the query).
+MAX_ID = 2**31 - 1
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 SessionDep = Annotated[Session, Depends(db_session)]
 CurrentUser = Annotated[User, Depends(current_user)]
 PasswordsDep = Annotated[PasswordHash, Depends(get_passwords)]
@@ -225,7 +261,6 @@ RecentNodesDep = Annotated[RecentNodes, Depends(get_recent_nodes)]
 NodeDep = Annotated[NodeCredentials, Depends(node_credentials)]
 
 __all__ = [
-    "CSRF_COOKIE",
     "CSRF_HEADER",
     "ClaimsDep",
     "CoordinatorDep",
@@ -242,4 +277,5 @@ __all__ = [
     "check_origin",
     "client_address",
     "new_csrf_token",
+    "session_login",
 ]

@@ -19,6 +19,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wowlab_core.errors import AuthenticationFailed, WowlabError
+from wowlab_portal.security_headers import HEADERS as SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ _HTTP_ERROR_NAMES = {
     401: "AuthenticationFailed",
     403: "PermissionDenied",
     404: "NotFound",
+    413: "RequestTooLarge",
 }
 _LOCATIONS = ("body", "query", "path", "header", "cookie")
 
@@ -48,6 +50,7 @@ _MEANINGS = {
     404: "No such thing, or not yours to see.",
     409: "The lease was lost (expired, or the chunk went to another node).",
     410: "The claim code has expired.",
+    413: "The body is over the portal's size limit (refused before it was read).",
     422: "The request is not valid; `field` names the first bad field.",
     429: "Too many attempts; wait a minute.",
     503: "The portal's database is not available; try again soon.",
@@ -63,9 +66,9 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 #: The errors any user route may answer.
-USER_ERRORS = error_responses(401, 403, 404, 409, 410, 429)
+USER_ERRORS = error_responses(401, 403, 404, 409, 410, 413, 429)
 #: The errors any node route may answer.
-NODE_ERRORS = error_responses(401, 403, 404, 409, 429)
+NODE_ERRORS = error_responses(401, 403, 404, 409, 413, 429)
 
 
 def error_body(error: str, detail: str, field: str | None = None) -> dict[str, str | None]:
@@ -130,9 +133,11 @@ async def database_unavailable(request: Request, exc: Exception) -> JSONResponse
 
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     """A bug: 500 in the same shape (the traceback goes to the server's log)."""
+    # This handler answers outside the other middleware: it adds the security headers.
     return JSONResponse(
         error_body("InternalError", "the portal failed on this request; see its log"),
         status_code=500,
+        headers=SECURITY_HEADERS,
     )
 
 

@@ -1,23 +1,26 @@
-"""Accounts: sign up, log in, log out, who am I, personal API tokens.
+"""Accounts: sign up, log in, log out (here or everywhere), password change, who am I,
+personal API tokens.
 
-Logging in puts the user id and a CSRF token into the signed session cookie and mirrors
-the CSRF token in the readable ``wowlab_csrf`` cookie; pages send it back in
-``X-CSRF-Token`` on every unsafe request (see :func:`~wowlab_portal.api.deps.current_user`).
+Logging in starts a server-side session (:mod:`wowlab_portal.web_sessions`): its id and
+a CSRF token go into the signed, HttpOnly session cookie, and the CSRF token is in the
+answer; unsafe requests send it back in ``X-CSRF-Token`` (see
+:func:`~wowlab_portal.api.deps.current_user`). No cookie is readable by scripts.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
+from sqlmodel import Session
 
+from wowlab_core.errors import AuthenticationFailed
 from wowlab_core.models import ApiToken, User
-from wowlab_portal import accounts
+from wowlab_portal import accounts, web_sessions
 from wowlab_portal.api.deps import (
-    CSRF_COOKIE,
     SESSION_CSRF,
-    SESSION_USER,
+    SESSION_ID,
     CurrentUser,
     IdPath,
     LimitersDep,
@@ -29,6 +32,8 @@ from wowlab_portal.api.deps import (
     new_csrf_token,
 )
 from wowlab_portal.api.errors import USER_ERRORS
+from wowlab_portal.login_throttle import LoginThrottle
+from wowlab_portal.settings import PortalSettings
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"], responses=USER_ERRORS)
 
@@ -63,10 +68,27 @@ class SessionPublic(BaseModel):
     csrf_token: str
 
 
+class PasswordChange(BaseModel):
+    """The current password, and the new one."""
+
+    current_password: str = Field(max_length=256)
+    new_password: str = Field(max_length=256)
+
+
+class PasswordChanged(BaseModel):
+    """Every session of the account was ended. A caller with a session cookie got a new
+    session, whose CSRF token is here (null for a caller with an API token)."""
+
+    csrf_token: str | None
+
+
 class TokenCreate(BaseModel):
-    """A name for a new API token (what it is for)."""
+    """A name for a new API token (what it is for), and optionally its lifetime."""
 
     name: str = Field(max_length=100)
+    expires_in_days: int | None = Field(
+        default=None, ge=1, le=3650, description="Refuse the token after this many days."
+    )
 
 
 class TokenPublic(BaseModel):
@@ -77,6 +99,7 @@ class TokenPublic(BaseModel):
     prefix: str
     created_at: datetime
     last_used_at: datetime | None
+    expires_at: datetime | None
 
 
 class TokenCreated(TokenPublic):
@@ -104,31 +127,42 @@ def token_public(row: ApiToken) -> TokenPublic:
         prefix=row.prefix,
         created_at=row.created_at,
         last_used_at=row.last_used_at,
+        expires_at=row.expires_at,
     )
 
 
-def _start_session(
-    request: Request, response: Response, user: User, settings: SettingsDep
+def login_throttle(settings: PortalSettings) -> LoginThrottle:
+    """The login throttle of these settings."""
+    return LoginThrottle(
+        free=settings.login_free_failures,
+        base_seconds=settings.login_backoff_seconds,
+        cap_seconds=settings.login_backoff_max_seconds,
+    )
+
+
+def start_session(
+    request: Request, session: Session, user: User, settings: PortalSettings
 ) -> SessionPublic:
-    csrf = new_csrf_token()
-    request.session.clear()
-    request.session[SESSION_USER] = user.id
-    request.session[SESSION_CSRF] = csrf
-    response.set_cookie(
-        CSRF_COOKIE,
-        csrf,
-        max_age=settings.session_max_age_seconds,
-        samesite="lax",
-        secure=settings.https_only,
-        httponly=False,  # pages' scripts read it to send it back
+    """A new server-side session for ``user``, in a fresh cookie. Commits."""
+    session_id = web_sessions.start_session(
+        session, user=user, lifetime=timedelta(seconds=settings.session_max_age_seconds)
     )
+    session.commit()
+    csrf = new_csrf_token()
+    request.session.clear()  # nothing from before the log-in survives (session fixation)
+    request.session[SESSION_ID] = session_id
+    request.session[SESSION_CSRF] = csrf
     return SessionPublic(user=user_public(user), csrf_token=csrf)
+
+
+def has_session_cookie(request: Request) -> bool:
+    """Whether the caller is a browser session (not an API token)."""
+    return "authorization" not in request.headers and SESSION_ID in request.session
 
 
 @router.post("/auth/signup", status_code=201, dependencies=[Depends(check_origin)])
 def signup(
     request: Request,
-    response: Response,
     body: SignUp,
     session: SessionDep,
     passwords: PasswordsDep,
@@ -144,40 +178,88 @@ def signup(
         passwords=passwords,
         email=body.email,
     )
-    session.commit()
-    return _start_session(request, response, user, settings)
+    return start_session(request, session, user, settings)
 
 
 @router.post("/auth/login", dependencies=[Depends(check_origin)])
 def login(
     request: Request,
-    response: Response,
     body: Credentials,
     session: SessionDep,
     passwords: PasswordsDep,
     limiters: LimitersDep,
     settings: SettingsDep,
 ) -> SessionPublic:
-    """Log in with username and password (rate-limited per account and per address)."""
+    """Log in with username and password.
+
+    Wrong passwords slow their (account, address) pair down with growing delays; the
+    owner logging in from their own address is not held up by a stranger's guesses.
+    """
+    address = client_address(request)
     # Count the attempt before the password is looked at: guessing is what is limited.
-    limiters["login_address"].hit(
-        f"address:{client_address(request)}", what="login attempts from your address"
-    )
-    limiters["login_user"].hit(
-        f"user:{body.username.lower()}", what="login attempts for this account"
-    )
-    user = accounts.authenticate_user(
-        session, username=body.username, password=body.password, passwords=passwords
-    )
-    session.commit()  # a rehashed password
-    return _start_session(request, response, user, settings)
+    limiters["login_address"].hit(f"address:{address}", what="login attempts from your address")
+    throttle = login_throttle(settings)
+    throttle.check(session, username=body.username, address=address)
+    try:
+        user = accounts.authenticate_user(
+            session, username=body.username, password=body.password, passwords=passwords
+        )
+    except AuthenticationFailed:
+        throttle.failed(session, username=body.username, address=address)
+        session.commit()
+        raise
+    throttle.succeeded(session, username=body.username, address=address)
+    return start_session(request, session, user, settings)  # commits a rehashed password too
 
 
 @router.post("/auth/logout", status_code=204)
-def logout(request: Request, response: Response, user: CurrentUser) -> None:
-    """End the session (API tokens stay valid; revoke them separately)."""
+def logout(request: Request, user: CurrentUser, session: SessionDep) -> None:
+    """End this session on the server (API tokens stay valid; revoke them separately)."""
+    web_sessions.end_session(session, session_id=request.session.get(SESSION_ID))
+    session.commit()
     request.session.clear()
-    response.delete_cookie(CSRF_COOKIE)
+
+
+@router.post("/auth/logout-all", status_code=204)
+def logout_everywhere(request: Request, user: CurrentUser, session: SessionDep) -> None:
+    """End every browser session of my account, this one included (API tokens stay)."""
+    web_sessions.end_all_sessions(session, user=user)
+    session.commit()
+    if has_session_cookie(request):
+        request.session.clear()
+
+
+@router.post("/auth/password")
+def change_password(
+    request: Request,
+    body: PasswordChange,
+    user: CurrentUser,
+    session: SessionDep,
+    passwords: PasswordsDep,
+    settings: SettingsDep,
+) -> PasswordChanged:
+    """Change my password: every session of the account ends (a session-cookie caller
+    gets a new one). Wrong current passwords are throttled like log-ins."""
+    address = client_address(request)
+    throttle = login_throttle(settings)
+    throttle.check(session, username=user.username, address=address, field="current_password")
+    try:
+        accounts.change_password(
+            session,
+            user=user,
+            current=body.current_password,
+            new=body.new_password,
+            passwords=passwords,
+        )
+    except AuthenticationFailed:
+        throttle.failed(session, username=user.username, address=address)
+        session.commit()
+        raise
+    if has_session_cookie(request):
+        fresh = start_session(request, session, user, settings)
+        return PasswordChanged(csrf_token=fresh.csrf_token)
+    session.commit()
+    return PasswordChanged(csrf_token=None)
 
 
 @router.get("/me")
@@ -194,8 +276,9 @@ def list_tokens(user: CurrentUser, session: SessionDep) -> list[TokenPublic]:
 
 @router.post("/tokens", status_code=201)
 def create_token(user: CurrentUser, session: SessionDep, body: TokenCreate) -> TokenCreated:
-    """Make an API token; the token is in this answer only."""
-    new = accounts.create_api_token(session, user=user, name=body.name)
+    """Make an API token (optionally expiring); the token is in this answer only."""
+    lifetime = timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    new = accounts.create_api_token(session, user=user, name=body.name, lifetime=lifetime)
     session.commit()
     return TokenCreated(**token_public(new.row).model_dump(), token=new.token)
 
@@ -207,4 +290,4 @@ def revoke_token(user: CurrentUser, session: SessionDep, token_id: IdPath) -> No
     session.commit()
 
 
-__all__ = ["UserPublic", "router", "user_public"]
+__all__ = ["UserPublic", "login_throttle", "router", "start_session", "user_public"]

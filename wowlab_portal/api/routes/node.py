@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -24,13 +24,16 @@ from wowlab_core.protocol import (
     Completion,
     CompletionOutcome,
     ConfigPayload,
+    Heartbeat,
     HeartbeatReply,
     Lease,
     NodeCredentials,
     NodeInfo,
     Registration,
+    RunningChunk,
 )
 from wowlab_portal.api.deps import (
+    MAX_ID,
     ClaimsDep,
     CoordinatorDep,
     NodeDep,
@@ -59,8 +62,8 @@ class LeaseReply(BaseModel):
     leases: list[Lease]
 
 
-#: A chunk's id: positive and within a 64-bit integer (larger would overflow SQL).
-ChunkId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+#: A chunk's id: positive and within the INTEGER id column (larger would overflow SQL).
+ChunkId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class CompletionBody(BaseModel):
@@ -95,6 +98,8 @@ class FailRequest(BaseModel):
     chunk_id: ChunkId
     lease_token: str
     error: str
+    #: ``over-budget``: stopped at its time budget, not the node's fault (cut smaller).
+    reason: Literal["error", "over-budget"] | None = None
 
 
 class ReleaseRequest(BaseModel):
@@ -108,6 +113,36 @@ class ReleaseReply(BaseModel):
     """How many chunks went back to the pool."""
 
     released: int
+
+
+class RunningChunkBody(BaseModel):
+    """A chunk the node is running, named by its lease."""
+
+    model_config = ConfigDict(title="RunningChunk")
+
+    chunk_id: ChunkId
+    lease_token: str = Field(max_length=256)
+    iterations_done: int = Field(default=0, ge=0, le=2**63 - 1)
+
+
+class HeartbeatBody(BaseModel):
+    """Every chunk the node is running (the leases not named here are handed back), and
+    optionally what it can run."""
+
+    model_config = ConfigDict(title="Heartbeat")
+
+    running: list[RunningChunkBody] = Field(max_length=256)
+    engines: dict[str, str] | None = Field(default=None, description="engine name -> version")
+    labels: list[str] | None = None
+
+    def to_heartbeat(self) -> Heartbeat:
+        return Heartbeat(
+            running=[
+                RunningChunk(r.chunk_id, r.lease_token, r.iterations_done) for r in self.running
+            ],
+            engines=self.engines,
+            labels=self.labels,
+        )
 
 
 class WorkReply(BaseModel):
@@ -130,8 +165,13 @@ async def register(request: Request, coordinator: CoordinatorDep, info: NodeInfo
     """Register a new node: its id, secret token and the claim code to show."""
     # Anyone may register: bound how fast one address can fill the nodes table.
     address = request.client.host if request.client else "unknown"
-    request.app.state.register_limiter.hit(
-        f"address:{address}", what="node registrations from this address"
+    # Counted in the database (or Redis): in a worker thread, off the event loop.
+    await anyio.to_thread.run_sync(
+        partial(
+            request.app.state.register_limiter.hit,
+            f"address:{address}",
+            what="node registrations from this address",
+        )
     )
     return await anyio.to_thread.run_sync(coordinator.register, info)
 
@@ -172,9 +212,12 @@ async def claim_status(
 
 
 @router.post("/heartbeat")
-async def heartbeat(request: Request, node: NodeDep, coordinator: CoordinatorDep) -> HeartbeatReply:
-    """The node is alive: extends its leases, names the chunks that were cancelled."""
-    return await as_node(request, node, coordinator.heartbeat)
+async def heartbeat(
+    request: Request, node: NodeDep, coordinator: CoordinatorDep, body: HeartbeatBody
+) -> HeartbeatReply:
+    """The node is alive: extends the leases it names, hands back the others it held,
+    names the chunks it should stop."""
+    return await as_node(request, node, coordinator.heartbeat, body.to_heartbeat())
 
 
 @router.post("/lease")
@@ -214,7 +257,9 @@ async def fail(
     request: Request, node: NodeDep, coordinator: CoordinatorDep, body: FailRequest
 ) -> None:
     """Report that a chunk failed on this node; it is retried or fails its job."""
-    await as_node(request, node, coordinator.fail, body.chunk_id, body.lease_token, body.error)
+    await as_node(
+        request, node, coordinator.fail, body.chunk_id, body.lease_token, body.error, body.reason
+    )
 
 
 @router.post("/release")
@@ -247,7 +292,7 @@ async def wait_for_work(
     """A long poll answered when chunks may be available, or after ``timeout`` seconds."""
     if not recent.known(node):
         # Not heard of lately: let the coordinator check the token (it is a sign of life).
-        await as_node(request, node, coordinator.heartbeat)
+        await as_node(request, node, coordinator.touch)
     wait = min(timeout, settings.long_poll_max_seconds)
     woken = await unless_disconnected(request, partial(work.wait, wait))
     return WorkReply(woken=bool(woken))

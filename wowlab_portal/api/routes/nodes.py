@@ -20,10 +20,17 @@ from wowlab_core import access
 from wowlab_core.claim_codes import format_claim_code
 from wowlab_core.errors import InvalidRequest, NotFound
 from wowlab_core.jobs import capacity_for
+from wowlab_core.leases import is_trusted
 from wowlab_core.models import AccessType, ChunkStatus, Guild, Node, NodeAccess, SimChunk, User
-from wowlab_core.nodes import MAX_PARALLEL_LIMIT, claim_and_announce, find_pending_node
+from wowlab_core.nodes import (
+    MAX_PARALLEL_LIMIT,
+    claim_and_announce,
+    find_pending_node,
+    update_capabilities,
+)
 from wowlab_portal.accounts import user_by_name
 from wowlab_portal.api.deps import (
+    MAX_ID,
     CurrentUser,
     HooksDep,
     IdPath,
@@ -56,6 +63,16 @@ class NodePublic(BaseModel):
     leased_chunks: int
     #: Measured iterations per second of the whole node (all its workers).
     sims_per_second: float | None
+    #: Engines it runs (name -> version) and its labels, as it advertised them.
+    engines: dict[str, str] | None = None
+    labels: list[str] | None = None
+    #: Results of this node that other nodes confirmed in a row.
+    trust_score: int = 0
+    #: Whether it reached the score at which its results are sampled at the base rate.
+    trusted: bool = False
+    #: Set when another node's run contradicted one of its results.
+    flagged_at: datetime | None = None
+    flag_reason: str | None = None
 
 
 class Capacity(BaseModel):
@@ -96,6 +113,12 @@ class NodeUpdate(BaseModel):
 
     name: str | None = Field(default=None, max_length=100)
     max_parallel: int | None = Field(default=None, ge=1, le=MAX_PARALLEL_LIMIT)
+    labels: list[str] | None = Field(
+        default=None,
+        max_length=32,
+        description="Labels access rules can look at (replaces the node's; a node that "
+        "advertises labels itself replaces them at its next heartbeat).",
+    )
 
 
 class Grant(BaseModel):
@@ -104,7 +127,7 @@ class Grant(BaseModel):
 
     access_type: Literal["user", "friends", "guild", "public"]
     username: str | None = Field(default=None, max_length=64)
-    guild_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    guild_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class GrantPublic(BaseModel):
@@ -162,6 +185,12 @@ def describe(session: Session, user: User, nodes: list[Node]) -> list[NodePublic
                 if n.iterations_per_second is not None
                 else None
             ),
+            engines=n.engines,
+            labels=n.labels,
+            trust_score=n.trust_score,
+            trusted=is_trusted(n),
+            flagged_at=n.flagged_at,
+            flag_reason=n.flag_reason,
         )
         for n in nodes
     ]
@@ -245,8 +274,11 @@ async def claim(
     body: ClaimRequest,
 ) -> NodePublic:
     """Claim the node showing ``code``; it becomes mine, usable only by me until shared."""
-    limiters["claim_address"].hit(
-        f"address:{client_address(request)}", what="claim attempts from your address"
+    # Counted in the database (or Redis): in a worker thread, off the event loop.
+    await anyio.to_thread.run_sync(
+        lambda: limiters["claim_address"].hit(
+            f"address:{client_address(request)}", what="claim attempts from your address"
+        )
     )
     # End this request's transaction (SQLite's write lock): the claim runs in its own.
     session.commit()
@@ -279,7 +311,7 @@ def get_node(
 def update_node(
     user: CurrentUser, session: SessionDep, hooks: HooksDep, node_id: IdPath, body: NodeUpdate
 ) -> NodePublic:
-    """Rename my node or change how many chunks it runs at once."""
+    """Rename my node, change how many chunks it runs at once, or set its labels."""
     node = owned_node(session, user, node_id, hooks)
     if body.name is not None:
         if not body.name.strip():
@@ -287,6 +319,8 @@ def update_node(
         node.name = body.name.strip()
     if body.max_parallel is not None:
         node.max_parallel = body.max_parallel
+    if body.labels is not None:
+        update_capabilities(node, engines=None, labels=body.labels)
     session.add(node)
     session.commit()
     [public] = describe(session, user, [node])
@@ -348,6 +382,7 @@ def remove_node(user: CurrentUser, session: SessionDep, hooks: HooksDep, node_id
     node = owned_node(session, user, node_id, hooks)
     session.delete(node)
     session.commit()
+    hooks.node_removed(node_id=node_id, user=user)
 
 
 __all__ = ["router"]

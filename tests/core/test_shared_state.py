@@ -1,0 +1,293 @@
+"""State that several processes share through the database: rate limits, wake-ups and
+request keys. Each "process" is its own database engine (its own connections) and, for
+wake-ups, its own coordinator, on the same database."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from wowlab_core.coordinator import Coordinator
+from wowlab_core.db import create_db_engine, read_session
+from wowlab_core.errors import RateLimited
+from wowlab_core.models import ChunkLease, RequestKey, SimChunk
+from wowlab_core.plugins import Hooks
+from wowlab_core.protocol import Completion, Heartbeat, RunningChunk
+from wowlab_core.rate_limits import DatabaseRateLimiter
+from wowlab_core.request_keys import Keyed, RequestRepeated, request_key
+from wowlab_core.testing.plugin import TEST_SETTINGS
+from wowlab_core.testing.toy_engine import ToyEngine
+from wowlab_core.wakeups import CLAIMED, Wakeups
+
+from .helpers import TOY, make_job, make_node, make_user
+
+
+def second_engine(db: Engine) -> Engine:
+    """Another process's view of ``db``: its own engine and connections."""
+    return create_db_engine(db.url.render_as_string(hide_password=False))
+
+
+@pytest.fixture
+def other(db: Engine) -> Iterator[Engine]:
+    engine = second_engine(db)
+    yield engine
+    engine.dispose()
+
+
+def keyed(name: str) -> Keyed:
+    return Keyed(
+        request_key("test", name),
+        ok=lambda result: repr(result).encode(),
+        error=lambda exc: f"error {type(exc).__name__}".encode(),
+    )
+
+
+# --- rate limits -----------------------------------------------------------------------
+
+
+def test_a_database_rate_limit_holds_across_processes(db: Engine, other: Engine) -> None:
+    # A 2 s window: a loaded CI machine took over 0.6 s for the first three hits once.
+    one = DatabaseRateLimiter(db, name="claim", limit=3, window_seconds=2.0)
+    two = DatabaseRateLimiter(other, name="claim", limit=3, window_seconds=2.0)
+    started = time.monotonic()
+    one.hit("user:1")
+    two.hit("user:1")
+    one.hit("user:1")
+    with pytest.raises(RateLimited, match=r"try again in [12] s"):
+        two.hit("user:1")
+    assert time.monotonic() - started < 2.0  # else the window had slid: the check proves nothing
+    two.hit("user:2")  # another key has its own count
+    DatabaseRateLimiter(db, name="login", limit=1, window_seconds=60).hit("user:1")  # another limit
+    time.sleep(max(0.0, started + 2.1 - time.monotonic()))  # the window slides past them
+    two.hit("user:1")
+
+
+@pytest.mark.postgres
+def test_concurrent_attempts_in_two_processes_pass_exactly_the_limit(
+    postgres_db: Engine,
+) -> None:
+    """Without the per-key lock both processes would read limit - 1 and both pass."""
+    engines = [postgres_db, second_engine(postgres_db)]
+    limiters = [DatabaseRateLimiter(e, name="burst", limit=10, window_seconds=60) for e in engines]
+    passed = 0
+    lock = threading.Lock()
+
+    def attempt(i: int) -> None:
+        nonlocal passed
+        try:
+            limiters[i % 2].hit("address:10.0.0.1")
+        except RateLimited:
+            return
+        with lock:
+            passed += 1
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(attempt, range(40)))
+    engines[1].dispose()
+    assert passed == 10
+
+
+# --- wake-ups --------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_work_signalled_in_one_process_wakes_the_waiters_of_another(
+    postgres_db: Engine, wowlab_hooks: Hooks
+) -> None:
+    engine = second_engine(postgres_db)
+    here = Coordinator(postgres_db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
+    there = Coordinator(engine, hooks=wowlab_hooks, settings=TEST_SETTINGS)
+    claimed: list[str] = []
+    with Wakeups(postgres_db) as mine, Wakeups(engine) as theirs:
+        unshare = here.share_wakeups(mine)
+        there.share_wakeups(theirs)
+        theirs.subscribe(CLAIMED, claimed.append)
+        seen = there.work.generation
+        started = time.monotonic()
+        here.notify_work()
+        assert there.wait_for_work(seen, timeout=5.0) != seen
+        assert time.monotonic() - started < 2.0
+        mine.publish(CLAIMED, "42")
+        deadline = time.monotonic() + 5
+        while not claimed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert claimed == ["42"]
+        # A process does not hear itself (it woke its own waiters directly).
+        time.sleep(0.3)
+        assert mine.received == 0 and theirs.received == 2
+        # Unshared (the app's lifespan ended): this coordinator's work stays here.
+        unshare()
+        assert here.wakeups is None
+        seen = there.work.generation
+        here.notify_work()
+        assert there.wait_for_work(seen, timeout=0.5) == seen
+    engine.dispose()
+
+
+def test_wakeups_on_sqlite_do_nothing(sqlite_db: Engine, wowlab_hooks: Hooks) -> None:
+    coordinator = Coordinator(sqlite_db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
+    with Wakeups(sqlite_db) as wakeups:
+        assert not wakeups.enabled
+        coordinator.share_wakeups(wakeups)
+        seen = coordinator.work.generation
+        coordinator.notify_work()  # still wakes this process's waiters
+        assert coordinator.wait_for_work(seen, timeout=0.1) != seen
+
+
+# --- request keys ----------------------------------------------------------------------
+
+
+def test_a_repeated_lease_request_is_carried_out_once(
+    db: Engine, other: Engine, wowlab_hooks: Hooks
+) -> None:
+    owner = make_user(db, "owner")
+    _, creds = make_node(db, owner, max_parallel=4)
+    make_job(db, owner, wowlab_hooks, iterations=80, chunks=8)
+    first = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
+    second = Coordinator(other, hooks=wowlab_hooks, settings=TEST_SETTINGS)
+    request = keyed("lease-1")
+    leases = first.lease(creds, 2, keyed=request)
+    assert len(leases) == 2
+    with pytest.raises(RequestRepeated) as repeated:
+        second.lease(creds, 2, keyed=request)  # resent to another bridge
+    assert repeated.value.reply == repr(leases).encode()
+    with read_session(db) as s:
+        assert len(s.exec(select(ChunkLease)).all()) == 2
+    assert len(first.lease(creds, 2, keyed=keyed("lease-2"))) == 2  # a new request is new
+
+
+@pytest.mark.postgres
+def test_two_copies_of_a_request_at_once_take_effect_once(
+    postgres_db: Engine, wowlab_hooks: Hooks
+) -> None:
+    engines = [postgres_db, *(second_engine(postgres_db) for _ in range(3))]
+    owner = make_user(postgres_db, "owner")
+    _, creds = make_node(postgres_db, owner, max_parallel=4)
+    make_job(postgres_db, owner, wowlab_hooks, iterations=80, chunks=8)
+    coordinators = [Coordinator(e, hooks=wowlab_hooks, settings=TEST_SETTINGS) for e in engines]
+    request = keyed("same")
+
+    def lease(c: Coordinator) -> bytes | None:
+        try:
+            return repr(c.lease(creds, 1, keyed=request)).encode()
+        except RequestRepeated as repeated:
+            return repeated.reply
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lease, coordinators))
+    for e in engines[1:]:
+        e.dispose()
+    with read_session(postgres_db) as s:
+        assert len(s.exec(select(ChunkLease)).all()) == 1
+        assert len(s.exec(select(RequestKey)).all()) == 1
+    assert len({a for a in answers if a is not None}) == 1  # everyone got the one answer
+
+
+def test_a_repeated_failure_counts_one_attempt(db: Engine, wowlab_hooks: Hooks) -> None:
+    owner = make_user(db, "owner")
+    _, creds = make_node(db, owner)
+    make_job(db, owner, wowlab_hooks, iterations=10, chunks=1)
+    coordinator = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
+    [lease] = coordinator.lease(creds, 1)
+    request = keyed("fail")
+    coordinator.fail(creds, lease.chunk_id, lease.lease_token, "boom", keyed=request)
+    with pytest.raises(RequestRepeated):
+        coordinator.fail(creds, lease.chunk_id, lease.lease_token, "boom", keyed=request)
+    with read_session(db) as s:
+        chunk = s.get(SimChunk, lease.chunk_id)
+        assert chunk is not None and chunk.failures == 1
+
+
+def test_batches_answer_each_request_and_count_each_chunk_once(
+    db: Engine, wowlab_hooks: Hooks
+) -> None:
+    owner = make_user(db, "owner")
+    nodes = [make_node(db, owner, name=f"n{i}", max_parallel=2)[1] for i in range(3)]
+    job_id = make_job(db, owner, wowlab_hooks, iterations=60, chunks=6)
+    coordinator = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
+    leases = {c.node_id: coordinator.lease(c, 2) for c in nodes}
+    forged = nodes[0].__class__(node_id=nodes[0].node_id, token="forged")
+    beats = [
+        (c, Heartbeat(running=[RunningChunk(x.chunk_id, x.lease_token) for x in leases[c.node_id]]))
+        for c in nodes
+    ]
+    items = [(c, b, keyed(f"beat-{c.node_id}")) for c, b in beats]
+    items.append((forged, Heartbeat(), keyed("beat-forged")))
+    replies = coordinator.heartbeat_batch(items)
+    assert replies[-1] == b"error AuthenticationFailed"
+    assert all(r is not None and r.startswith(b"HeartbeatReply(") for r in replies[:-1])
+    assert coordinator.heartbeat_batch(items[:1]) == replies[:1]  # a repeat: the stored answer
+
+    engine = ToyEngine()
+    prepared = engine.prepare(TOY)
+
+    def result_of(lease: object) -> Completion:
+        result = engine.run_chunk(
+            prepared,
+            seed=lease.seed,  # type: ignore[attr-defined]
+            seed_offset=lease.seed_offset,  # type: ignore[attr-defined]
+            iterations=lease.iterations,  # type: ignore[attr-defined]
+        )
+        return Completion(lease.chunk_id, lease.lease_token, result.to_dict())  # type: ignore[attr-defined]
+
+    completes = [
+        (c, [result_of(x) for x in leases[c.node_id]], keyed(f"done-{c.node_id}")) for c in nodes
+    ]
+    # The first node's request twice in one batch (resent while queued), and a forged one.
+    batch = [*completes, completes[0], (forged, completes[1][1], keyed("done-forged"))]
+    replies = coordinator.complete_batch(batch)
+    coordinator.settle()  # the job is merged after the batch's call returned
+    assert replies[0] == replies[3] and replies[0] is not None and b"accepted" in replies[0]
+    assert replies[-1] == b"error AuthenticationFailed"
+    with read_session(db) as s:
+        chunks = s.exec(select(SimChunk).where(col(SimChunk.job_id) == job_id)).all()
+        assert sorted(c.status for c in chunks) == ["completed"] * 6
+        from wowlab_core.models import SimJob
+
+        job = s.get(SimJob, job_id)
+        assert job is not None and job.status == "completed" and job.completed_iterations == 60
+
+
+def test_a_batch_of_heartbeats_does_what_each_heartbeat_alone_would(
+    db: Engine, wowlab_hooks: Hooks
+) -> None:
+    """The set-based batch: named leases extended, unnamed ones handed back, cancelled
+    ones reported, refusals change nothing, a node twice in one batch is carried out in
+    order, and each answer is stored under its key."""
+    owner = make_user(db, "owner")
+    a, b, c = (make_node(db, owner, name=n, max_parallel=2)[1] for n in ("a", "b", "c"))
+    coordinator = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
+    make_job(db, owner, wowlab_hooks, iterations=40, chunks=4)
+    a_leases, b_leases = coordinator.lease(a, 2), coordinator.lease(b, 2)
+    kept = a_leases[0]
+    items = [
+        (a, Heartbeat(running=[RunningChunk(kept.chunk_id, kept.lease_token, 3)]), keyed("a1")),
+        (b, Heartbeat(running=[RunningChunk(x.chunk_id, "stolen") for x in b_leases]), keyed("b")),
+        (c, "not a heartbeat", keyed("c")),  # type: ignore[list-item]
+        (a, Heartbeat(running=[]), keyed("a2")),  # a's next beat: it now runs nothing
+    ]
+    replies = coordinator.heartbeat_batch(items)  # type: ignore[arg-type]
+    assert replies[2] == b"error InvalidRequest"
+    assert (
+        replies[0] is not None
+        and b"released_chunks=[" + str(a_leases[1].chunk_id).encode() + b"]" in replies[0]
+    )
+    # b named its chunks with wrong tokens: both handed back and reported as not its own.
+    assert replies[1] is not None and b"cancelled_chunks=[" in replies[1]
+    with read_session(db) as s:
+        chunks = {x.id: x for x in s.exec(select(SimChunk)).all()}
+        stored = set(s.exec(select(RequestKey.key)).all())
+    for lease in [*b_leases, a_leases[1]]:
+        assert chunks[lease.chunk_id].status == "pending" and chunks[lease.chunk_id].attempts == 0
+    # a's second beat (after the first) handed back the chunk the first one kept.
+    assert replies[3] is not None and str(kept.chunk_id).encode() in replies[3]
+    assert chunks[kept.chunk_id].status == "pending"
+    assert {keyed(n).key for n in ("a1", "b", "a2")} <= stored
+    assert keyed("c").key not in stored  # a refusal is not stored: a fixed retry may pass
+    assert coordinator.heartbeat_batch(items[:1]) == replies[:1]  # repeats: stored answers

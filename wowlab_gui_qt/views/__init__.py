@@ -1,0 +1,1 @@
+"""The app's pages: setup, claim, dashboard, settings, logs (and the header above them)."""
