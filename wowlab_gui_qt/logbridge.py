@@ -1,8 +1,9 @@
 """Log records from any thread into the logs view, and into a file in the data directory.
 
-Records are handed to Qt by a signal (queued into the GUI thread); uncaught exceptions
-of worker threads and of Qt slots are logged the same way, so they show in the logs view
-and the status bar, and the app keeps running.
+Records of any thread are posted to the window's :class:`~wowlab_gui_qt.mailbox.Mailbox`
+and emitted by the bridge in the GUI thread (no thread but the GUI's touches a Qt object);
+uncaught exceptions of worker threads and of Qt slots are logged the same way, so they show
+in the logs view and the status bar, and the app keeps running.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from wowlab_core.db import data_dir
+from wowlab_gui_qt.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
 
@@ -40,25 +42,25 @@ class LogBridge(QObject):
 
 
 class QtLogHandler(logging.Handler):
-    """Hands records to a :class:`LogBridge` (thread-safe: Qt queues the signal)."""
+    """Hands records of any thread to a :class:`LogBridge`, through ``mailbox``."""
 
-    def __init__(self, bridge: LogBridge, level: int = logging.DEBUG) -> None:
+    def __init__(self, bridge: LogBridge, mailbox: Mailbox, level: int = logging.DEBUG) -> None:
         super().__init__(level)
         self.bridge = bridge
+        self.mailbox = mailbox
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            if record.exc_info and not record.exc_text:
-                record.exc_text = logging.Formatter().formatException(record.exc_info)
-            self.bridge.record.emit(record)
-        except RuntimeError:  # the bridge is gone (the app is closing)
-            pass
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        self.mailbox.post(_emit, self.bridge, "record", record)
 
 
-def install(bridge: LogBridge, *, profile: str, to_file: bool = True) -> list[logging.Handler]:
+def install(
+    bridge: LogBridge, mailbox: Mailbox, *, profile: str, to_file: bool = True
+) -> list[logging.Handler]:
     """Route wowlab's log records to ``bridge`` (and a rotating file); catch uncaught
     exceptions of threads and slots. Returns the handlers added (to remove them)."""
-    handlers: list[logging.Handler] = [QtLogHandler(bridge)]
+    handlers: list[logging.Handler] = [QtLogHandler(bridge, mailbox)]
     if to_file:
         folder = log_dir()
         folder.mkdir(parents=True, exist_ok=True)
@@ -86,13 +88,13 @@ def install(bridge: LogBridge, *, profile: str, to_file: bool = True) -> list[lo
             name,
             exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
         )
-        _tell(bridge, f"error in {name}: {_one_line(args.exc_value)}")
+        mailbox.post(_emit, bridge, "uncaught", f"error in {name}: {_one_line(args.exc_value)}")
 
     def slot_hook(
         exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
     ) -> None:
         log.error("uncaught error in the app", exc_info=(exc_type, exc, tb))
-        _tell(bridge, f"error: {_one_line(exc)}")
+        mailbox.post(_emit, bridge, "uncaught", f"error: {_one_line(exc)}")
 
     threading.excepthook = thread_hook
     sys.excepthook = slot_hook
@@ -115,9 +117,10 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def _tell(bridge: LogBridge, message: Any) -> None:
-    with contextlib.suppress(RuntimeError):  # the bridge is gone (the app is closing)
-        bridge.uncaught.emit(str(message))
+def _emit(bridge: LogBridge, signal: str, value: Any) -> None:
+    """In the GUI thread: emit the bridge's ``signal`` (unless the window is gone)."""
+    with contextlib.suppress(RuntimeError):  # the bridge was deleted with its window
+        getattr(bridge, signal).emit(value)
 
 
 __all__ = ["LOGGERS", "LogBridge", "QtLogHandler", "install", "log_dir", "uninstall"]

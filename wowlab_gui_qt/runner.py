@@ -4,8 +4,9 @@ The GUI is a face on :class:`wowlab_core.agent.NodeAgent`, the code ``wowlab nod
 runs; nothing here decides what a node does with a chunk. The agent's loop runs in a
 thread of its own (anyio on asyncio), so the Qt event loop never waits on the network or
 an engine. Controls go the other way without blocking: :meth:`AgentRunner.call` queues a
-function on the agent's loop (``call_soon_threadsafe``); the loop answers with signals,
-which Qt delivers in the GUI thread.
+function on the agent's loop (``call_soon_threadsafe``); the loop answers through a
+:class:`~wowlab_gui_qt.mailbox.Mailbox`, and the runner's signals are emitted in the GUI
+thread (the worker thread never touches a Qt object).
 
 The runner adds the desktop's pause rules around the agent: the volunteer's pause, a
 listed program running, the machine not idle long enough, the engine warming up. The
@@ -35,6 +36,7 @@ from wowlab_core.node_settings import NodeSettings, platform_string
 from wowlab_core.plugins import Hooks
 from wowlab_core.protocol import ClaimStatus, NodeCredentials, NodeInfo
 from wowlab_core.scheduler import error_message
+from wowlab_gui_qt.mailbox import Mailbox
 from wowlab_gui_qt.settings import GuiSettings, cpu_count, workers_for
 from wowlab_gui_qt.watchers import idle_seconds, programs_running
 
@@ -80,7 +82,10 @@ class RunnerOptions:
 
 
 class AgentRunner(QObject):
-    """Runs one :class:`NodeAgent` for the node in ``settings``, in a thread of its own."""
+    """Runs one :class:`NodeAgent` for the node in ``settings``, in a thread of its own.
+
+    Its signals are emitted in the GUI thread, by ``mailbox`` (the window's; by default
+    one of its own)."""
 
     snapshot_ready = Signal(object)  # NodeSnapshot
     claim_code_shown = Signal(object)  # ClaimStatus
@@ -96,9 +101,11 @@ class AgentRunner(QObject):
         hooks: Hooks,
         save: Callable[[], None],
         options: RunnerOptions | None = None,
+        mailbox: Mailbox | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        self._mailbox = mailbox if mailbox is not None else Mailbox()
         self.settings = settings
         self._save = save
         self.gui = GuiSettings.of(settings)
@@ -170,12 +177,19 @@ class AgentRunner(QObject):
 
     # --- in the worker thread -------------------------------------------------------
 
+    def _emit(self, signal: str, *args: object) -> None:
+        """Emit the signal named ``signal`` in the GUI thread (from any thread)."""
+        self._mailbox.post(self._emit_now, signal, args)
+
+    def _emit_now(self, signal: str, args: tuple[object, ...]) -> None:
+        getattr(self, signal).emit(*args)
+
     def _guarded(self, function: Callable[[], None]) -> None:
         try:
             function()
         except Exception as exc:
             log.exception("a control of the node failed")
-            self.crashed.emit(error_message(exc))
+            self._emit("crashed", error_message(exc))
 
     def _thread_main(self) -> None:
         try:
@@ -183,10 +197,10 @@ class AgentRunner(QObject):
         except BaseException as exc:  # the app keeps running: say what happened
             if not isinstance(exc, TransportError):
                 log.exception("the node stopped on an error")
-            self.crashed.emit(_reason(exc))
+            self._emit("crashed", _reason(exc))
         finally:
+            self._emit("stopped")
             self._done.set()
-            self.stopped.emit()
 
     async def _main(self) -> None:
         settings = self.settings
@@ -211,7 +225,7 @@ class AgentRunner(QObject):
             options=options,
             on_registered=self._registered,
             on_claim_code=self._claim_code,
-            on_event=lambda event, data: self.node_event.emit(event, data),
+            on_event=lambda event, data: self._emit("node_event", event, data),
         )
         self.agent = agent
         agent.set_worker_limit(self._workers())
@@ -241,16 +255,16 @@ class AgentRunner(QObject):
         finally:
             with anyio.CancelScope(shield=True):
                 await transport.aclose()
-            self.snapshot_ready.emit(self._snapshot())
+            self._emit("snapshot_ready", self._snapshot())
 
     def _registered(self, creds: NodeCredentials) -> None:
         # Saved here, at once: the token is shown only once, and the GUI thread may be busy.
         self.settings.node_id, self.settings.token = creds.node_id, creds.token
         self._save()
-        self.registered.emit(creds)
+        self._emit("registered", creds)
 
     def _claim_code(self, status: ClaimStatus) -> None:
-        self.claim_code_shown.emit(status)
+        self._emit("claim_code_shown", status)
 
     def _workers(self) -> int:
         return workers_for(
@@ -294,7 +308,7 @@ class AgentRunner(QObject):
         finally:
             self._warmup = None
             self._set_reason(WARMUP, None)
-            self.node_event.emit("engine-ready", {"engines": names})
+            self._emit("node_event", "engine-ready", {"engines": names})
 
     async def _watch(self) -> None:
         """The pause rules that look at the machine: programs, idle time."""
@@ -314,7 +328,7 @@ class AgentRunner(QObject):
 
     async def _snapshots(self) -> None:
         while True:
-            self.snapshot_ready.emit(self._snapshot())
+            self._emit("snapshot_ready", self._snapshot())
             await anyio.sleep(self.options.snapshot_seconds)
 
     def _snapshot(self) -> NodeSnapshot:

@@ -25,6 +25,7 @@ from wowlab_core.plugins import Hooks
 from wowlab_core.protocol import ClaimStatus
 from wowlab_gui_qt import autostart
 from wowlab_gui_qt.logbridge import LogBridge, install, log_dir, uninstall
+from wowlab_gui_qt.mailbox import Mailbox
 from wowlab_gui_qt.meters import CpuMeter, SpeedMeter
 from wowlab_gui_qt.runner import AgentRunner, NodeSnapshot, RunnerOptions
 from wowlab_gui_qt.settings import GuiSettings, claim_page_url, cpu_count, workers_for
@@ -123,10 +124,14 @@ class MainWindow(QMainWindow):
         self.tray.quit_asked.connect(self.request_quit)
         self.tray.show()
 
+        #: Where worker threads post what the window must do (they never touch Qt).
+        self.mailbox = Mailbox(self)
         self.bridge = LogBridge(self)
         self.bridge.record.connect(self.logs_view.add)
         self.bridge.uncaught.connect(self.show_error)
-        self._log_handlers = install(self.bridge, profile=profile, to_file=log_to_file)
+        self._log_handlers = install(
+            self.bridge, self.mailbox, profile=profile, to_file=log_to_file
+        )
 
         self.setup_view.submitted.connect(self.apply_setup)
         self.claim_view.change_server.connect(self.change_server)
@@ -165,7 +170,11 @@ class MainWindow(QMainWindow):
     def start_node(self) -> None:
         """Run the agent for the current settings."""
         runner = AgentRunner(
-            self.settings, hooks=self.hooks, save=self.save, options=self.runner_options
+            self.settings,
+            hooks=self.hooks,
+            save=self.save,
+            options=self.runner_options,
+            mailbox=self.mailbox,
         )
         runner.snapshot_ready.connect(self.on_snapshot)
         runner.claim_code_shown.connect(self.on_claim_code)

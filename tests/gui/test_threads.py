@@ -1,0 +1,113 @@
+"""Only the GUI thread touches Qt objects.
+
+PySide6 (6.12 here) crashes the process when Python threads emit signals while the GUI
+thread creates and deletes their receivers: a script doing just that dies within half a
+second with ``Fatal Python error: bool_dealloc`` (it is how CI once lost a test worker).
+The agent's thread, the engines' threads and the coordinator's threads therefore post to
+the window's mailbox, and every signal of the runner and the log bridge is emitted in the
+GUI thread. A receiver connected with ``DirectConnection`` runs in the emitting thread, so
+these tests record where each one ran.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from PySide6.QtCore import Qt
+from sqlalchemy.engine import Engine
+
+from wowlab_core.node_settings import NodeSettings
+from wowlab_core.plugins import Hooks
+from wowlab_gui_qt.window import MainWindow
+
+from .conftest import claim
+from .helpers import make_job, make_user
+
+GUI_THREAD = threading.get_ident()
+QUICK = {"name": "quick toy", "base_dps": 1500, "spread": 400, "iteration_ms": 1}
+
+
+class Where:
+    """A receiver that records the thread it runs in."""
+
+    def __init__(self) -> None:
+        self.threads: list[int] = []
+
+    def __call__(self, *args: Any) -> None:
+        self.threads.append(threading.get_ident())
+
+
+def test_the_runner_signals_in_the_gui_thread(
+    qtbot: Any, sqlite_db: Engine, wowlab_hooks: Hooks, open_window: Any
+) -> None:
+    window = open_window()
+    runner = window.runner
+    seen = {name: Where() for name in ("snapshot_ready", "claim_code_shown", "node_event")}
+    for name, where in seen.items():
+        getattr(runner, name).connect(where, Qt.ConnectionType.DirectConnection)
+    stopped = Where()
+    runner.stopped.connect(stopped, Qt.ConnectionType.DirectConnection)
+    owner = make_user(sqlite_db, "ana")
+    claim(sqlite_db, owner, window, qtbot)
+    make_job(sqlite_db, owner, wowlab_hooks, iterations=40, chunks=2, config=QUICK)
+    qtbot.waitUntil(lambda: window.gui.chunks_total >= 1, timeout=20_000)
+    window.request_quit()
+    window.request_quit()
+    qtbot.waitUntil(lambda: stopped.threads != [], timeout=20_000)
+
+    counts = {name: len(where.threads) for name, where in seen.items()}
+    assert all(counts.values()), counts
+    for name, where in [*seen.items(), ("stopped", stopped)]:
+        assert set(where.threads) == {GUI_THREAD}, name
+
+
+def test_log_records_of_other_threads_reach_the_view_in_the_gui_thread(
+    qtbot: Any, open_window: Any
+) -> None:
+    window = open_window(start=False)
+    where = Where()
+    window.bridge.record.connect(where, Qt.ConnectionType.DirectConnection)
+    thread = threading.Thread(
+        target=lambda: logging.getLogger("wowlab_core.test").warning("from a worker thread")
+    )
+    thread.start()
+    thread.join()
+    qtbot.waitUntil(lambda: "from a worker thread" in window.logs_view.text.toPlainText())
+    assert where.threads == [GUI_THREAD]
+
+
+def test_threads_logging_while_windows_open_and_close_do_not_crash(
+    qtbot: Any, coordinator: Any, wowlab_hooks: Hooks
+) -> None:
+    """The failure mode itself: before the mailbox this killed the process in under a
+    second. Three threads log as fast as they can while twelve windows are built, shown
+    and deleted."""
+    stop = threading.Event()
+    logged = [0, 0, 0]
+
+    def chatter(index: int) -> None:
+        logger = logging.getLogger("wowlab_core.test.chatter")
+        while not stop.is_set():
+            logger.info("line %d", logged[index])
+            logged[index] += 1
+
+    threads = [threading.Thread(target=chatter, args=(i,), daemon=True) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        for index in range(12):
+            settings = NodeSettings(name=f"desk-{index}", transport="test-local", url="test://")
+            window = MainWindow(settings, None, hooks=wowlab_hooks, log_to_file=False)
+            window.show()
+            qtbot.waitUntil(lambda w=window: w.logs_view.records != [], timeout=5000)
+            window.shutdown_for_tests()
+            window.close()
+            window.deleteLater()
+            qtbot.wait(10)  # deleted here, while the threads go on logging
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
+    assert min(logged) > 100  # the threads really ran alongside
