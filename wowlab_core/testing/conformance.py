@@ -447,6 +447,8 @@ class TransportConformance:
         self, transport_harness: TransportHarness
     ) -> None:
         a, b = transport_harness.make_transport(), transport_harness.make_transport()
+        coordinator = transport_harness.coordinator
+        coordinator.settings = replace(coordinator.settings, lease_seconds=600.0)
         try:
             node_a = await registered_node(transport_harness, a, name="a")
             node_b = await registered_node(transport_harness, b, name="b")
@@ -495,6 +497,9 @@ class TransportConformance:
         """A node that lost track of a lease (a restart, a lost answer) does not keep it."""
         transport = transport_harness.make_transport()
         other = transport_harness.make_transport()
+        # Leases that do not run out mid-test on a loaded machine (not what this is about).
+        coordinator = transport_harness.coordinator
+        coordinator.settings = replace(coordinator.settings, lease_seconds=600.0)
         try:
             creds = await registered_node(transport_harness, transport)
             creds_other = await registered_node(transport_harness, other, name="other")
@@ -520,7 +525,11 @@ class TransportConformance:
             node_b = await registered_node(transport_harness, b, name="b")
             transport_harness.submit(10, chunks=1)
             [first] = await a.lease(node_a, 1)
-            await anyio.sleep(transport_harness.coordinator.settings.lease_seconds + 0.3)
+            coordinator = transport_harness.coordinator
+            await anyio.sleep(coordinator.settings.lease_seconds + 0.3)
+            # b's lease must outlive the rest of the test on a loaded machine (a 1 s lease
+            # can run out before b's heartbeat, which then rightly cancels it too).
+            coordinator.settings = replace(coordinator.settings, lease_seconds=600.0)
             [second] = await b.lease(node_b, 1)
             assert second.chunk_id == first.chunk_id
             reply = await a.heartbeat(node_a, running(first))
