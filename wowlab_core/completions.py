@@ -11,6 +11,7 @@ caller's session and transaction; the caller commits.
 from __future__ import annotations
 
 import hmac
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Session, SQLModel, col, select
 
 from wowlab_core import verification
@@ -304,7 +304,10 @@ def _replica_run(
 
 
 #: PostgreSQL: results for chunks this node holds under the token it names, of jobs its
-#: owner submitted (never checked by another node), stored in one statement.
+#: owner submitted (never checked by another node), stored in one statement. The results
+#: travel as one JSON array (``jsonb_array_elements``), not as a ``jsonb[]``: psycopg
+#: escapes every quote of every element of a text-format array with a regex substitution,
+#: which cost a fifth of the CPU of a batch of 50 results.
 _OWN_RESULTS_STATEMENT = sa.text(
     """
     UPDATE sim_chunks AS c
@@ -312,9 +315,10 @@ _OWN_RESULTS_STATEMENT = sa.text(
         verified_by = NULL, verify_state = NULL, alt_result = NULL, alt_node_id = NULL,
         completed_at = :now, lease_token_hash = NULL, lease_expires_at = NULL,
         lease_deadline_at = NULL
-    FROM unnest(
-        CAST(:ids AS integer[]), CAST(:hashes AS varchar[]), CAST(:offsets AS bigint[]),
-        CAST(:counts AS integer[]), CAST(:results AS jsonb[])
+    FROM ROWS FROM (
+        unnest(CAST(:ids AS integer[])), unnest(CAST(:hashes AS varchar[])),
+        unnest(CAST(:offsets AS bigint[])), unnest(CAST(:counts AS integer[])),
+        jsonb_array_elements(CAST(:results AS jsonb))
     ) AS v(id, token_hash, seed_offset, count, result), sim_jobs AS j
     WHERE c.id = v.id AND c.status = 'leased' AND c.node_id = :node
       AND c.lease_token_hash = v.token_hash AND c.verify_state IS NULL
@@ -323,7 +327,7 @@ _OWN_RESULTS_STATEMENT = sa.text(
     RETURNING c.id, c.job_id, c.node_id, c.config_hash, c.iterations, c.seed_offset,
         c.attempts, c.failures, c.expirations, c.progress, c.leased_at, c.error
     """
-).bindparams(sa.bindparam("results", type_=ARRAY(JSONB)))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,7 +384,7 @@ def _own_results_at_once(
                 "hashes": [rows[i][0] for i in ids],
                 "offsets": [rows[i][1].seed_offset for i in ids],
                 "counts": [rows[i][1].count for i in ids],
-                "results": [rows[i][2] for i in ids],
+                "results": json.dumps([rows[i][2] for i in ids], separators=(",", ":")),
                 "node": node.id,
                 "owner": node.user_id,
                 "now": now,
