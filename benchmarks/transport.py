@@ -56,6 +56,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import sqlalchemy as sa
 from sqlmodel import select
 
 from wowlab_core.coordinator import Coordinator, CoordinatorSettings
@@ -572,6 +573,13 @@ def measure(kind: str, nodes: int, args: Any, directory: Path, bridges: int = 1)
 
         with supabase_database() as db:
             write_settings(db, SETTINGS)
+            with db.begin() as conn:  # every simulated node registers from this address
+                conn.execute(
+                    sa.text(
+                        "update wowlab.settings set register_limit_per_minute = 1000000, "
+                        "register_limit_total_per_minute = 1000000"
+                    )
+                )
             db_url = db.url.render_as_string(hide_password=False)
             port = free_port()
             stop = threading.Event()
