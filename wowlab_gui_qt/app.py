@@ -28,11 +28,44 @@ def _application() -> object:
     return app
 
 
+def qt_binding_problem() -> str | None:
+    """Why the installed PySide6 cannot run the app for long, or None.
+
+    PySide6 6.12.0 on Python 3.11 drops a reference to ``None`` at every call of a Qt
+    method that returns nothing (and to ``True`` at every signal emit); once ``None``'s
+    count runs out the interpreter aborts ("Fatal Python error: none_dealloc"), after a
+    few minutes of the app. On Python 3.12+ ``None`` is immortal and nothing is lost.
+    """
+    import PySide6
+    from PySide6.QtCore import QObject
+
+    probe = QObject()
+    before = sys.getrefcount(None)
+    for _ in range(200):
+        probe.setObjectName("probe")
+    lost = before - sys.getrefcount(None)
+    if lost < 100:
+        return None
+    python = ".".join(map(str, sys.version_info[:3]))
+    return (
+        f"PySide6 {PySide6.__version__} on Python {python} loses a reference at every Qt "
+        "call and the app would crash within minutes; install a sound version with "
+        "pip install 'PySide6-Essentials>=6.7,<6.12' (or use Python 3.12 or newer)"
+    )
+
+
 def run_app(*, profile: str, settings_file: Path | None, minimized: bool) -> int:
     """Run the desktop app until it quits; the exit code."""
     path = settings_file or default_settings_path(profile)
     lock = NodeLock(path, program="wowlab gui")
+    problem = qt_binding_problem()
     app = _application()
+    if problem is not None:
+        from PySide6.QtWidgets import QMessageBox
+
+        print(f"error: {problem}", file=sys.stderr)
+        QMessageBox.critical(None, "wowlab node", problem[:1].upper() + problem[1:])
+        return 2
     try:
         lock.acquire()
     except NodeIdentityInUse as exc:
@@ -120,4 +153,4 @@ def render_screenshot(path: Path, view: str, size: tuple[int, int]) -> None:
         window.deleteLater()
 
 
-__all__ = ["parse_size", "render_screenshot", "run_app"]
+__all__ = ["parse_size", "qt_binding_problem", "render_screenshot", "run_app"]

@@ -2,11 +2,9 @@
 
 The node agent, the engines and the coordinator's threads never touch a Qt object: they
 put a call in a :class:`Mailbox` (a plain thread-safe queue), and a timer of the GUI
-thread runs what is there. Emitting Qt signals from threads Qt did not start works most of
-the time in PySide6, but a signal emitted from such a thread while its receiver is being
-destroyed can crash the process (seen as a rare segfault of the offscreen tests). With the
-mailbox, every Qt object is used by the GUI thread alone, and a call posted after the
-window is gone is simply never run.
+thread runs what is there. So every Qt object is used by the GUI thread alone, as Qt asks,
+signals are emitted where their receivers live, and a call posted after the window is gone
+is simply never run.
 """
 
 from __future__ import annotations
@@ -40,18 +38,21 @@ class Mailbox(QObject):
         self._calls.put((function, args))
 
     def deliver(self) -> int:
-        """Run the calls posted so far (the timer does; tests may too). Returns how many."""
+        """Run the calls posted before this one started (the timer does; tests may too);
+        calls posted meanwhile wait for the next tick, so threads that post faster than
+        the app runs the calls cannot keep the GUI thread from Qt. Returns how many ran."""
         count = 0
-        while True:
+        for _ in range(self._calls.qsize()):
             try:
                 function, args = self._calls.get_nowait()
             except queue.Empty:
-                return count
+                break
             count += 1
             try:
                 function(*args)
             except Exception:  # one bad call must not drop the calls after it
                 log.exception("a call from a worker thread failed in the app")
+        return count
 
 
 __all__ = ["Mailbox"]

@@ -199,8 +199,9 @@ class AgentRunner(QObject):
                 log.exception("the node stopped on an error")
             self._emit("crashed", _reason(exc))
         finally:
-            self._emit("stopped")
+            # Done first: the window's ``stopped`` slot reads ``running`` (now False).
             self._done.set()
+            self._emit("stopped")
 
     async def _main(self) -> None:
         settings = self.settings
