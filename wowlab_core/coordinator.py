@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine as DbEngine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
 from wowlab_core import nodes as node_ops
@@ -686,6 +686,17 @@ class Coordinator:
                         replies[i] = keyed.error(exc)
                     except IntegrityError:  # a copy of this request got there first
                         in_flight.append(i)
+                    except DataError as exc:
+                        # A value the database refuses (checks should have caught it): this
+                        # request's savepoint is rolled back; the others' requests go on.
+                        log.warning(
+                            "node %s sent a value the database refused: %s",
+                            creds.node_id,
+                            str(exc.orig).splitlines()[0],
+                        )
+                        replies[i] = keyed.error(
+                            InvalidRequest("the request holds a value the database cannot store")
+                        )
                     except OperationalError as exc:
                         if not _retryable(exc):
                             raise

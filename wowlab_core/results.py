@@ -70,6 +70,18 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _storable(name: str) -> bool:
+    """Whether a database can store ``name`` as text: no NUL (PostgreSQL refuses it in
+    text and JSON) and no lone surrogate (not encodable as UTF-8)."""
+    if "\x00" in name:
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass(slots=True)
 class ChunkResult:
     """Exact summary of iterations ``[seed_offset, seed_offset + count)`` of one job.
@@ -206,7 +218,7 @@ class ChunkResult:
             histogram[b] = v
         metrics: dict[str, int] = {}
         for k, v in raw_metrics.items():
-            if not isinstance(k, str) or not k or len(k) > MAX_METRIC_NAME:
+            if not isinstance(k, str) or not k or len(k) > MAX_METRIC_NAME or not _storable(k):
                 raise ResultInvalid(f"result.metrics key {k!r} is not a valid name")
             if not _is_int(v):
                 raise ResultInvalid(f"result.metrics[{k}] must be an integer")

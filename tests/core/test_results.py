@@ -206,7 +206,12 @@ def test_a_metric_beyond_64_bits_is_refused() -> None:
     VALUE_LISTS,
     st.integers(min_value=0, max_value=10**12),
     st.dictionaries(
-        st.text(min_size=1, max_size=20),
+        # Any name a database can store (no NUL, no lone surrogate: those are refused).
+        st.text(
+            alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+            min_size=1,
+            max_size=20,
+        ),
         st.integers(min_value=-(2**63 - 1), max_value=2**63 - 1),
         max_size=5,
     ),
@@ -280,6 +285,8 @@ _FIRST_BUCKET = next(iter(_BASE["histogram"]))
         (_tamper(metrics={"events": True}), "must be an integer"),
         (_tamper(metrics={"": 1}), "not a valid name"),
         (_tamper(metrics={"x" * 201: 1}), "not a valid name"),
+        (_tamper(metrics={"damage\x00": 1}), "not a valid name"),
+        (_tamper(metrics={"a\ud800b": 1}), "not a valid name"),
         (_tamper(metrics={str(i): 1 for i in range(20_001)}), "too many"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,

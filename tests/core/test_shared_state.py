@@ -254,6 +254,61 @@ def test_batches_answer_each_request_and_count_each_chunk_once(
         assert job is not None and job.status == "completed" and job.completed_iterations == 60
 
 
+@pytest.mark.parametrize("checked", [True, False], ids=["checked", "unchecked"])
+def test_a_value_the_database_refuses_fails_only_its_own_request_of_a_batch(
+    db: Engine, wowlab_hooks: Hooks, monkeypatch: pytest.MonkeyPatch, checked: bool
+) -> None:
+    """A metric name with NUL (PostgreSQL refuses it in JSON) from one node of a bridge's
+    batch: the result is rejected (checked), and were a check ever to miss such a value,
+    only that request fails (unchecked); the other node's result counts either way."""
+    if not checked:
+        monkeypatch.setattr("wowlab_core.results._storable", lambda name: True)
+    owner, stranger = make_user(db, "owner"), make_user(db, "stranger")
+    honest = make_node(db, owner, name="honest")[1]
+    liar = make_node(db, stranger, name="liar")[1]
+    honest_job = make_job(db, owner, wowlab_hooks, iterations=20, chunks=2)
+    make_job(db, stranger, wowlab_hooks, iterations=20, chunks=2)
+    coordinator = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
+    [mine] = coordinator.lease(honest, 1)
+    [theirs] = coordinator.lease(liar, 1)
+    engine = ToyEngine()
+    prepared = engine.prepare(TOY)
+
+    def result_of(lease: object, **metrics: int) -> dict[str, object]:
+        result = engine.run_chunk(
+            prepared,
+            seed=lease.seed,  # type: ignore[attr-defined]
+            seed_offset=lease.seed_offset,  # type: ignore[attr-defined]
+            iterations=lease.iterations,  # type: ignore[attr-defined]
+        ).to_dict()
+        result["metrics"] = {**result["metrics"], **metrics}
+        return result
+
+    poisoned = result_of(theirs, **{"damage\x00": 1})
+    replies = coordinator.complete_batch(
+        [
+            (honest, [Completion(mine.chunk_id, mine.lease_token, result_of(mine))], keyed("h")),
+            (liar, [Completion(theirs.chunk_id, theirs.lease_token, poisoned)], keyed("l")),
+        ]
+    )
+    assert replies[0] is not None and b"accepted" in replies[0]
+    refused_by_database = not checked and db.dialect.name == "postgresql"
+    if checked:
+        assert replies[1] is not None and b"rejected" in replies[1]
+        assert b"not a valid name" in replies[1]
+    elif refused_by_database:
+        assert replies[1] == b"error InvalidRequest"
+    else:  # SQLite stores the name: nothing to refuse
+        assert replies[1] is not None and b"accepted" in replies[1]
+    with read_session(db) as s:
+        done = s.get(SimChunk, mine.chunk_id)
+        theirs_now = s.get(SimChunk, theirs.chunk_id)
+        assert done is not None and done.status == "completed" and done.job_id == honest_job
+        assert theirs_now is not None
+        if checked or refused_by_database:
+            assert theirs_now.status == "leased" and theirs_now.result is None
+
+
 def test_a_batch_of_heartbeats_does_what_each_heartbeat_alone_would(
     db: Engine, wowlab_hooks: Hooks
 ) -> None:
