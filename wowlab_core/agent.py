@@ -36,7 +36,14 @@ from wowlab_core import __version__
 from wowlab_core.cache import CacheSettings, ConfigCache, MemoryDiskCache
 from wowlab_core.chunk_guard import ChunkGuard, StopReason, accepts_reason, run_guarded
 from wowlab_core.engines import Engine, is_local_only
-from wowlab_core.errors import AuthenticationFailed, ChunkStopped, TransportError, WowlabError
+from wowlab_core.errors import (
+    AuthenticationFailed,
+    ChunkStopped,
+    RateLimited,
+    TransportError,
+    WowlabError,
+    retry_after_seconds,
+)
 from wowlab_core.job_info import config_name
 from wowlab_core.plugins import Hooks
 from wowlab_core.protocol import (
@@ -333,6 +340,14 @@ class NodeAgent:
             except TransportError as exc:
                 log.warning("cannot register yet: %s", exc.message)
                 await self._back_off(exc)
+                if self.stopping:
+                    raise
+            except RateLimited as exc:
+                # Registrations from this address are limited: wait as told, then again.
+                wait = max(retry_after_seconds(exc.message) or 0.0, self.options.retry_seconds)
+                self.stats.last_error = exc.message
+                log.warning("cannot register yet: %s", exc.message)
+                await self._sleep_or_stop(wait)
                 if self.stopping:
                     raise
         self._reached()

@@ -7,6 +7,7 @@ asked for something wrong or impossible; 1: it failed while running); the portal
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 
@@ -90,9 +91,15 @@ class ClaimCodeExpired(WowlabError):
 
 
 class RateLimited(WowlabError):
-    """Too many attempts in a short time."""
+    """Too many attempts in a short time (the message ends "try again in N s")."""
 
     status_code = 429
+
+
+def retry_after_seconds(message: str) -> float | None:
+    """The wait a :class:`RateLimited` message names ("... try again in 12 s"), or None."""
+    match = re.search(r"try again in (\d+(?:\.\d+)?) s\b", message)
+    return float(match.group(1)) if match else None
 
 
 class QuotaExceeded(WowlabError):
@@ -175,4 +182,5 @@ __all__ = [
     "TransportError",
     "TransportUnavailable",
     "WowlabError",
+    "retry_after_seconds",
 ]

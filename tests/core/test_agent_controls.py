@@ -19,7 +19,7 @@ from wowlab_core.agent import AgentOptions, NodeAgent, config_name
 from wowlab_core.cache import CacheSettings, MemoryDiskCache
 from wowlab_core.coordinator import Coordinator
 from wowlab_core.db import read_session, write_session
-from wowlab_core.errors import TransportError
+from wowlab_core.errors import RateLimited, TransportError
 from wowlab_core.hookspecs import hookimpl
 from wowlab_core.models import (
     AccessType,
@@ -248,3 +248,34 @@ async def test_an_unreachable_coordinator_is_retried_with_growing_pauses(
     # a loaded machine).
     assert 0.04 < gaps[0] < 0.3 and 0.09 < gaps[1] < 0.4 and 0.19 < gaps[2] < 0.6
     assert all(0.35 < gap < 0.9 for gap in gaps[3:5]), gaps
+
+
+class LimitedOnce(LocalTransport):
+    """The coordinator refuses the first registration as a rate-limited portal does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tries: list[float] = []
+
+    async def register(self, info: NodeInfo) -> Registration:
+        self.tries.append(time.monotonic())
+        if len(self.tries) == 1:
+            raise RateLimited("too many node registrations from this address; try again in 1 s")
+        return await super().register(info)
+
+
+async def test_a_rate_limited_registration_waits_as_told_then_registers(
+    sqlite_db: Engine, wowlab_hooks: Hooks, tmp_path: Any
+) -> None:
+    transport = LimitedOnce(Coordinator(sqlite_db, hooks=wowlab_hooks, settings=TEST_SETTINGS))
+    agent = NodeAgent(
+        transport,
+        info=NodeInfo(name="n"),
+        hooks=wowlab_hooks,
+        cache=MemoryDiskCache(CacheSettings(directory=tmp_path)),
+        options=AgentOptions(retry_seconds=0.05, max_retry_seconds=0.4),
+    )
+    creds = await agent.ensure_registered()  # does not raise: it waits and tries again
+    assert creds.node_id > 0 and len(transport.tries) == 2
+    assert 0.95 < transport.tries[1] - transport.tries[0] < 5  # the 1 s it was told
+    assert agent.stats.last_error is not None and "try again in 1 s" in agent.stats.last_error
