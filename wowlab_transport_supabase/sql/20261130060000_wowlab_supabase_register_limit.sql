@@ -2,11 +2,16 @@
 -- (PortalSettings.register_limit_per_minute): anyone holding the anon key may register a
 -- node, so without a limit one client could fill public.nodes.
 --   * per client address: register_limit_per_minute (60, the portal's default) a minute.
---     The address is the first entry of X-Forwarded-For, which Supabase's API gateway sets
---     from the connection (PostgREST passes request headers in request.headers); without
---     the header (a direct database connection) the database client's address counts.
---   * in all: register_limit_total_per_minute (600) a minute, whatever the addresses say,
---     so that clients varying the header cannot flood the table either.
+--   * in all: register_limit_total_per_minute (600) a minute, a cap on how fast the table
+--     can grow whoever asks (it also means a flood from many addresses can hold new
+--     registrations back for a minute; nodes wait and try again).
+-- The client address is what the proxy in front of PostgREST saw: the entry
+-- client_address_hops (1) from the right of the header client_address_header
+-- ('x-forwarded-for'), which PostgREST passes in request.headers. Proxies append the address
+-- they saw to X-Forwarded-For, so entries further left are the client's own word. Behind
+-- two proxies that append, set the hops to 2; a header the edge sets and overwrites (such
+-- as Cloudflare's cf-connecting-ip) can be named instead. Without the header (a direct
+-- database connection) the database client's address counts.
 -- A refused registration answers 429 RateLimited with the seconds to wait; it adds nothing.
 
 alter table wowlab.settings
@@ -15,6 +20,12 @@ alter table wowlab.settings
 alter table wowlab.settings
   add column if not exists register_limit_total_per_minute int not null default 600
     check (register_limit_total_per_minute >= 1);
+
+alter table wowlab.settings
+  add column if not exists client_address_header text not null default 'x-forwarded-for';
+alter table wowlab.settings
+  add column if not exists client_address_hops int not null default 1
+    check (client_address_hops >= 1);
 
 create table if not exists wowlab.register_attempts (
   id bigint generated always as identity primary key,
@@ -32,10 +43,16 @@ create or replace function wowlab.client_address() returns text
 language sql stable
 set search_path = ''
 as $$
+  with hops as (
+    select string_to_array(replace(
+        nullif(current_setting('request.headers', true), '')::json
+          ->> lower(s.client_address_header),
+        ' ', ''), ',') as entries,
+      s.client_address_hops as n
+    from wowlab.settings s where s.id = 1
+  )
   select left(coalesce(
-    nullif(btrim(split_part(
-      nullif(current_setting('request.headers', true), '')::json ->> 'x-forwarded-for',
-      ',', 1)), ''),
+    (select nullif(h.entries[greatest(cardinality(h.entries) - h.n + 1, 1)], '') from hops h),
     host(inet_client_addr()),
     'local'), 100)
 $$;
