@@ -206,8 +206,8 @@ def test_config_name_reads_the_config_or_its_base() -> None:
     assert config_name({"base_dps": 1}) is None and config_name([1]) is None
 
 
-class Unreachable(LocalTransport):
-    """A coordinator that cannot be reached: every registration fails."""
+class Registering(LocalTransport):
+    """The local transport, noting when each registration was tried."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -215,20 +215,36 @@ class Unreachable(LocalTransport):
 
     async def register(self, info: NodeInfo) -> Registration:
         self.tries.append(time.monotonic())
+        return await super().register(info)
+
+
+class Unreachable(Registering):
+    """A coordinator that cannot be reached: every registration fails."""
+
+    async def register(self, info: NodeInfo) -> Registration:
+        self.tries.append(time.monotonic())
         raise TransportError("cannot reach the portal: connection refused")
+
+
+def registering_agent(
+    transport_class: type[Registering], db: Engine, hooks: Hooks, tmp_path: Any
+) -> tuple[NodeAgent, Registering]:
+    """A node agent on ``transport_class`` that retries quickly."""
+    transport = transport_class(Coordinator(db, hooks=hooks, settings=TEST_SETTINGS))
+    agent = NodeAgent(
+        transport,
+        info=NodeInfo(name="n"),
+        hooks=hooks,
+        cache=MemoryDiskCache(CacheSettings(directory=tmp_path)),
+        options=AgentOptions(retry_seconds=0.05, max_retry_seconds=0.4),
+    )
+    return agent, transport
 
 
 async def test_an_unreachable_coordinator_is_retried_with_growing_pauses(
     sqlite_db: Engine, wowlab_hooks: Hooks, tmp_path: Any
 ) -> None:
-    transport = Unreachable(Coordinator(sqlite_db, hooks=wowlab_hooks, settings=TEST_SETTINGS))
-    agent = NodeAgent(
-        transport,
-        info=NodeInfo(name="n"),
-        hooks=wowlab_hooks,
-        cache=MemoryDiskCache(CacheSettings(directory=tmp_path)),
-        options=AgentOptions(retry_seconds=0.05, max_retry_seconds=0.4),
-    )
+    agent, transport = registering_agent(Unreachable, sqlite_db, wowlab_hooks, tmp_path)
     ended: list[BaseException] = []
 
     async def run() -> None:
@@ -250,16 +266,12 @@ async def test_an_unreachable_coordinator_is_retried_with_growing_pauses(
     assert all(0.35 < gap < 0.9 for gap in gaps[3:5]), gaps
 
 
-class LimitedOnce(LocalTransport):
+class LimitedOnce(Registering):
     """The coordinator refuses the first registration as a rate-limited portal does."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.tries: list[float] = []
-
     async def register(self, info: NodeInfo) -> Registration:
-        self.tries.append(time.monotonic())
-        if len(self.tries) == 1:
+        if not self.tries:
+            self.tries.append(time.monotonic())
             raise RateLimited("too many node registrations from this address; try again in 1 s")
         return await super().register(info)
 
@@ -267,14 +279,7 @@ class LimitedOnce(LocalTransport):
 async def test_a_rate_limited_registration_waits_as_told_then_registers(
     sqlite_db: Engine, wowlab_hooks: Hooks, tmp_path: Any
 ) -> None:
-    transport = LimitedOnce(Coordinator(sqlite_db, hooks=wowlab_hooks, settings=TEST_SETTINGS))
-    agent = NodeAgent(
-        transport,
-        info=NodeInfo(name="n"),
-        hooks=wowlab_hooks,
-        cache=MemoryDiskCache(CacheSettings(directory=tmp_path)),
-        options=AgentOptions(retry_seconds=0.05, max_retry_seconds=0.4),
-    )
+    agent, transport = registering_agent(LimitedOnce, sqlite_db, wowlab_hooks, tmp_path)
     creds = await agent.ensure_registered()  # does not raise: it waits and tries again
     assert creds.node_id > 0 and len(transport.tries) == 2
     assert 0.95 < transport.tries[1] - transport.tries[0] < 5  # the 1 s it was told
