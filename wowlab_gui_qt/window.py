@@ -4,6 +4,7 @@ the status bar and the tray, wired to one :class:`~wowlab_gui_qt.runner.AgentRun
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,7 @@ class MainWindow(QMainWindow):
         self.snapshot: NodeSnapshot | None = None
         self.speed = SpeedMeter()
         self.quit_requests = 0
+        self._save_lock = threading.Lock()
         self._after_stop: list[Any] = []
         self._told_tray = False
         self._closed_for_good = False
@@ -195,10 +197,14 @@ class MainWindow(QMainWindow):
         )
 
     def save(self) -> None:
-        """Write the settings file (0600), the app's section included."""
-        self.gui.store(self.settings)
-        if self.settings_path is not None:
-            self.settings.save(self.settings_path)
+        """Write the settings file (0600), the app's section included. Called from the GUI
+        thread and, on registration, from the agent's (which sets the new identity first):
+        one save at a time, so a GUI save begun before the identity was set cannot be
+        written after the agent's and leave the file without the token."""
+        with self._save_lock:
+            self.gui.store(self.settings)
+            if self.settings_path is not None:
+                self.settings.save(self.settings_path)
 
     def on_snapshot(self, snapshot: NodeSnapshot) -> None:
         self.snapshot = snapshot

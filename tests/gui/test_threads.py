@@ -10,10 +10,14 @@ emitting from many threads only made it come sooner.)
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
+import pytest
 from PySide6.QtCore import Qt
 from sqlalchemy.engine import Engine
 
@@ -127,3 +131,32 @@ def test_a_tick_runs_only_the_calls_posted_before_it(qtbot: Any) -> None:
     mailbox.post(ran.append, 100)
     assert mailbox.deliver() == 2 and ran == [0, 100]
     assert mailbox.deliver() == 1 and ran == [0, 100, 1]
+
+
+def test_a_slow_save_cannot_overwrite_the_identity_saved_after_it(
+    open_window: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent's thread saves the new identity while a save of the GUI thread, begun
+    before it was set, is still writing: the file ends with the identity."""
+    import wowlab_core.node_settings as node_settings
+
+    window = open_window(start=False)
+    path = window.settings_path
+    write = node_settings.write_private_text
+    writing = threading.Event()
+
+    def slow_first_write(target: Path, text: str) -> None:
+        if '"token": null' in text and not writing.is_set():
+            writing.set()
+            time.sleep(0.3)  # the GUI's save, still on its way to the disk
+        write(target, text)
+
+    monkeypatch.setattr(node_settings, "write_private_text", slow_first_write)
+    gui_save = threading.Thread(target=window.save)
+    gui_save.start()
+    assert writing.wait(5)
+    window.settings.node_id, window.settings.token = 7, "the-new-token"  # as the runner does
+    window.save()
+    gui_save.join(5)
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert saved["node_id"] == 7 and saved["token"] == "the-new-token"
