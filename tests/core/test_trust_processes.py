@@ -25,10 +25,10 @@ from wowlab_core.models import AccessType, ChunkLease, JobStatus, Node, Notice, 
 from wowlab_core.nodes import claim_and_announce
 from wowlab_core.plugins import Hooks
 from wowlab_core.report import dumps_report
+from wowlab_core.testing.private_postgres import PrivatePostgres
 from wowlab_core.testing.processes import WowlabProcess, node_process
 
 from .helpers import make_job, make_user
-from .private_postgres import PrivatePostgres
 
 LIAR = [str(Path(__file__).with_name("liar_node.py"))]
 pytestmark = pytest.mark.slow

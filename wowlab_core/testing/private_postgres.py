@@ -34,7 +34,10 @@ def _free_port() -> int:
 
 
 class PrivatePostgres:
-    """initdb + pg_ctl in a temporary directory; ``stop(mode="immediate")`` is a crash."""
+    """initdb + pg_ctl in a temporary directory; ``stop(mode="immediate")`` is a crash.
+    Subclasses add server settings in ``SERVER_OPTIONS`` (``-c name=value ...``)."""
+
+    SERVER_OPTIONS = "-c full_page_writes=off -c max_connections=100"
 
     def __init__(self) -> None:
         bindir = _bindir()
@@ -66,7 +69,7 @@ class PrivatePostgres:
         """Start the server and wait until it accepts connections."""
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c full_page_writes=off -c max_connections=100"
+            + self.SERVER_OPTIONS
         )
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start")
 
