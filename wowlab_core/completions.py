@@ -514,9 +514,8 @@ def complete_chunks(
             batch.delta[job_id] = batch.delta.get(job_id, 0) - iterations
             batch.requeued += 1
         flagged.append(liar_id)
-    if elapsed:
+    if elapsed:  # the caller saves the node (a persistent one: its session does)
         _update_throughput(node, elapsed)
-        session.add(node)
     return CompletionReport(
         outcomes=ordered,
         completed=batch.counted,

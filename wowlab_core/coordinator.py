@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as DbEngine
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlmodel import Session, col, select
@@ -212,6 +213,7 @@ class Coordinator:
         self._reap_lock = threading.Lock()
         self._prepared: OrderedDict[str, Any] = OrderedDict()
         self._gate = threading.BoundedSemaphore(_concurrent_writers(db))
+        self._postgres = is_postgres(db)
         self._prepared_lock = threading.Lock()
         self._finisher = _Finisher(self._finish_job)
 
@@ -229,6 +231,24 @@ class Coordinator:
         with self._writing() as session:
             node = node_ops.authenticate_node(session, node_id=creds.node_id, token=creds.token)
             yield session, node
+
+    @contextmanager
+    def _node_call(self, creds: NodeCredentials) -> Iterator[_Call]:
+        """A lease's or a completion's transaction, with its node read outside the ORM
+        (:func:`~wowlab_core.nodes.read_node`). On PostgreSQL the session holds one
+        connection throughout, so the jobs' counts go on it after the commit
+        (:meth:`_count`) instead of checking out (and pinging) another."""
+        with self._gate:
+            if not self._postgres:
+                with write_session(self.db) as session:
+                    yield _Call(session, None, self._read_node(session, creds))
+                return
+            with self.db.connect() as conn, Session(conn, expire_on_commit=False) as session:
+                yield _Call(session, conn, self._read_node(session, creds))
+
+    @staticmethod
+    def _read_node(session: Session, creds: NodeCredentials) -> node_ops.NodeView:
+        return node_ops.read_node(session.connection(), node_id=creds.node_id, token=creds.token)
 
     def _maybe_reap(self) -> None:
         now = time.monotonic()
@@ -269,19 +289,24 @@ class Coordinator:
             self.work.notify()
         return requeued
 
-    def _count(self, progress: dict[int, int]) -> None:
+    def _count(self, progress: dict[int, int], *, conn: Connection | None = None) -> None:
         """Add committed results to their jobs' counts (a short transaction of its own,
         job by job, so a retry never adds a job's results twice); jobs that reached their
-        total go to the finisher."""
+        total go to the finisher. ``conn``: a PostgreSQL connection the caller holds (in
+        the gate), with no transaction open."""
         done: list[int] = []
+        if conn is not None and progress:  # one round trip a job: no BEGIN ... COMMIT
+            conn.execution_options(isolation_level="AUTOCOMMIT")
         for job_id in sorted(progress):
             delta = {job_id: progress[job_id]}
             for attempt in range(5):
                 try:
-                    if is_postgres(self.db):  # one round trip: no BEGIN ... COMMIT
-                        with self._gate, self.db.connect() as conn:
-                            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                            done += add_progress(conn, delta)
+                    if conn is not None:
+                        done += add_progress(conn, delta)
+                    elif self._postgres:
+                        with self._gate, self.db.connect() as own:
+                            own.execution_options(isolation_level="AUTOCOMMIT")
+                            done += add_progress(own, delta)
                     else:
                         with self._writing() as session:
                             done += add_progress(session.connection(), delta)
@@ -430,19 +455,20 @@ class Coordinator:
         if isinstance(max_chunks, bool) or not isinstance(max_chunks, int) or max_chunks < 0:
             raise InvalidRequest("max_chunks must be a non-negative integer", field="max_chunks")
         self._maybe_reap()
-        with self._node_session(creds) as (session, node):
+        with self._node_call(creds) as call:
+            session = call.session
             _check_repeat(session, keyed)
-            node_ops.mark_seen(node)
-            session.add(node)
+            node_ops.mark_seen(call.view.node)
             leases = scheduler.lease_chunks(
                 session,
-                node=node,
+                node=call.view.node,
                 limit=min(max_chunks, MAX_LEASE_BATCH),
                 lease_seconds=self.settings.lease_seconds,
                 hooks=self.hooks,
                 min_deadline_seconds=self.settings.min_lease_deadline_seconds,
             )
             _record(session, keyed, leases)
+            call.view.save(session.connection())
             session.commit()
         return leases
 
@@ -474,19 +500,24 @@ class Coordinator:
     ) -> list[CompletionOutcome]:
         """Record results. Idempotent: a duplicate is answered ``duplicate`` and changes nothing."""
         _check_completions(completions)
-        with self._node_session(creds) as (session, node):
+        with self._node_call(creds) as call:
+            session = call.session
             _check_repeat(session, keyed)
-            done = self._complete_in(session, node, completions)
+            done = self._complete_in(session, call.view.node, completions)
             _record(session, keyed, done.outcomes)
+            call.view.save(session.connection())
             session.commit()
-        self._announce([done])
+            if call.conn is not None:  # on the same connection, after the commit
+                self._count(done.progress, conn=call.conn)
+        self._announce([done], counted=call.conn is not None)
         return done.outcomes
 
     def _complete_in(
         self, session: Session, node: Node, completions: Sequence[Completion]
     ) -> scheduler.CompletionReport:
+        """Store results (``node`` is saved by the caller: a persistent node by its
+        session, a :class:`~wowlab_core.nodes.NodeView`'s by :meth:`~NodeView.save`)."""
         node_ops.mark_seen(node)
-        session.add(node)
         return scheduler.complete_chunks(
             session,
             node=node,
@@ -495,15 +526,18 @@ class Coordinator:
             snapshots=self.hooks.has_chunk_listeners(),
         )
 
-    def _announce(self, done: Sequence[scheduler.CompletionReport]) -> None:
-        # After the commit: the jobs' counts (and the merge of the jobs this finished, in
-        # the finisher's thread: never in the request of the node that sent the last
-        # result), then plugins hear of the results, nodes of new work.
-        progress: dict[int, int] = {}
-        for report in done:
-            for job_id, n in report.progress.items():
-                progress[job_id] = progress.get(job_id, 0) + n
-        self._count(progress)
+    def _announce(
+        self, done: Sequence[scheduler.CompletionReport], *, counted: bool = False
+    ) -> None:
+        # After the commit: the jobs' counts unless ``counted`` (and the merge of the jobs
+        # this finished, in the finisher's thread: never in the request of the node that
+        # sent the last result), then plugins hear of the results, nodes of new work.
+        if not counted:
+            progress: dict[int, int] = {}
+            for report in done:
+                for job_id, n in report.progress.items():
+                    progress[job_id] = progress.get(job_id, 0) + n
+            self._count(progress)
         wake = False
         for report in done:
             for chunk, result in report.completed:
@@ -875,6 +909,16 @@ def _usernames(session: Session, user_ids: set[int | None]) -> dict[int, str]:
         select(col(User.id), col(User.username)).where(col(User.id).in_(ids))
     ).all()
     return {user_id: name for user_id, name in rows}
+
+
+@dataclass
+class _Call:
+    """A node's lease or completion: its session, the connection the session holds (on
+    PostgreSQL) and its node."""
+
+    session: Session
+    conn: Connection | None
+    view: node_ops.NodeView
 
 
 def _retryable(exc: OperationalError) -> bool:

@@ -9,6 +9,7 @@ which opens the transaction with ``BEGIN IMMEDIATE``.
 from __future__ import annotations
 
 import os
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,9 +79,49 @@ def create_db_engine(url: str | None = None, **kwargs: Any) -> Engine:
     else:
         kwargs.setdefault("pool_size", 20)
         kwargs.setdefault("max_overflow", 40)
-        kwargs.setdefault("pool_pre_ping", True)
+        quick = "pool_pre_ping" not in kwargs and sa.engine.make_url(url).get_driver_name() == (
+            "psycopg"
+        )
+        kwargs.setdefault("pool_pre_ping", not quick)
         engine = sa.create_engine(url, **kwargs)
+        if quick:
+            event.listen(engine, "checkout", _check_alive)
     return engine
+
+
+def _check_alive(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """Pool checkout (psycopg): hand out a connection only if the server is still there.
+
+    SQLAlchemy's ``pool_pre_ping`` asks the server (a round trip for every checkout, a
+    tenth of a small lease's time). A server that went away (restart, crash,
+    ``pg_terminate_backend``, an idle timeout, a proxy closing) has said so on the socket
+    (a FATAL message, or end of file): an idle connection whose socket has nothing to read
+    is alive as far as any ping could tell, without the round trip. When there is
+    something to read, the server is asked as the pre-ping would. Raising
+    ``DisconnectionError`` makes the pool drop the connection and take another (the
+    pessimistic disconnect handling of SQLAlchemy's pooling documentation).
+    """
+    from psycopg import pq
+
+    pgconn = dbapi_conn.pgconn
+    if dbapi_conn.closed or pgconn.status != pq.ConnStatus.OK:
+        raise sa.exc.DisconnectionError("the connection is closed")
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+        if not poller.poll(0):
+            return
+    elif not select.select([pgconn.socket], [], [], 0)[0]:  # Windows
+        return
+    try:
+        autocommit = dbapi_conn.autocommit
+        dbapi_conn.autocommit = True
+        try:
+            dbapi_conn.execute("SELECT 1")
+        finally:
+            dbapi_conn.autocommit = autocommit
+    except Exception as exc:
+        raise sa.exc.DisconnectionError(str(exc)) from exc
 
 
 def make_sqlite_file_private(database: str | None) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -285,7 +286,7 @@ def test_a_job_whose_count_was_lost_is_merged_by_the_reaper(
     coordinator = Coordinator(db, hooks=wowlab_hooks, settings=LONG_LEASES)
     leases = coordinator.lease(creds, 2)
     with monkeypatch.context() as patch:
-        patch.setattr(Coordinator, "_count", lambda self, progress: None)  # the "crash"
+        patch.setattr(Coordinator, "_count", lambda self, progress, **_: None)  # the "crash"
         coordinator.complete(
             creds, [Completion(le.chunk_id, le.lease_token, toy_result(le)) for le in leases]
         )
@@ -358,13 +359,13 @@ def test_results_committed_before_a_cancel_still_count(
     first, _ = coordinator.lease(creds, 2)
     real_count = Coordinator._count
 
-    def cancel_then_count(self: Coordinator, progress: dict[int, int]) -> None:
+    def cancel_then_count(self: Coordinator, progress: dict[int, int], **kwargs: Any) -> None:
         with write_session(db) as s:
             job = s.get(SimJob, job_id)
             assert job is not None
             cancel_job(s, job=job)
             s.commit()
-        real_count(self, progress)
+        real_count(self, progress, **kwargs)
 
     monkeypatch.setattr(Coordinator, "_count", cancel_then_count)
     [outcome] = coordinator.complete(
@@ -374,3 +375,29 @@ def test_results_committed_before_a_cancel_still_count(
     assert coordinator.settle()
     job = _job(db, job_id)
     assert job.status == JobStatus.CANCELLED.value and job.completed_iterations == 10
+
+
+def test_one_completion_call_counts_the_chunks_of_several_jobs(
+    db: Engine, wowlab_hooks: Hooks
+) -> None:
+    """A node's results for two jobs in one call: each job counts its own, once, and both
+    are merged (on PostgreSQL the counts go on the call's connection after its commit)."""
+    owner = make_user(db, "owner")
+    _, creds = make_node(db, owner, max_parallel=4)
+    jobs = [make_job(db, owner, wowlab_hooks, iterations=20, chunks=2) for _ in range(2)]
+    coordinator = Coordinator(db, hooks=wowlab_hooks, settings=LONG_LEASES)
+    leases = coordinator.lease(creds, 4)
+    assert sorted({le.job_id for le in leases}) == sorted(jobs)
+    outcomes = coordinator.complete(
+        creds,
+        [Completion(le.chunk_id, le.lease_token, toy_result(le), 0.5) for le in leases],
+    )
+    assert [o.outcome for o in outcomes] == [Outcome.ACCEPTED.value] * 4
+    assert coordinator.settle()
+    for job_id in jobs:
+        job = _job(db, job_id)
+        assert (job.status, job.completed_iterations) == (JobStatus.COMPLETED.value, 20)
+    with read_session(db) as s:
+        node = s.get(Node, creds.node_id)
+        assert node is not None and node.status == "online"
+        assert node.iterations_per_second == pytest.approx(40 / 2.0)  # 40 iterations in 2 s
