@@ -78,6 +78,11 @@ class CompletionReport:
 MAX_ROW_ID = 2**31 - 1
 
 
+def is_row_id(value: object) -> bool:
+    """Whether ``value`` can name a row (a positive INTEGER, not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ROW_ID
+
+
 def _lock_chunks(session: Session, ids: list[int]) -> dict[int, SimChunk]:
     ids = [i for i in ids if isinstance(i, int) and 0 < i <= MAX_ROW_ID]
     if not ids:
@@ -759,6 +764,7 @@ __all__ = [
     "add_progress",
     "complete_chunks",
     "fail_chunk",
+    "is_row_id",
     "merged_result",
     "unfinished_jobs",
 ]

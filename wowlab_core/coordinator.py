@@ -28,7 +28,7 @@ from wowlab_core import nodes as node_ops
 from wowlab_core import request_keys, scheduler
 from wowlab_core.access import grants_by_node, grants_of, sharing_summary
 from wowlab_core.claim_codes import DEFAULT_LIFETIME
-from wowlab_core.completions import MAX_ROW_ID, add_progress, unfinished_jobs
+from wowlab_core.completions import add_progress, is_row_id, unfinished_jobs
 from wowlab_core.db import is_postgres, read_session, write_session
 from wowlab_core.errors import AuthenticationFailed, InvalidRequest, NotFound, WowlabError
 from wowlab_core.job_states import ACTIVE_JOB_STATUSES, OPEN_CHUNK_STATUSES
@@ -596,7 +596,7 @@ class Coordinator:
         released = False
         with self._writing() as session:
             stored = request_keys.stored_replies(session, {k.key for _, _, k in items})
-            ids = sorted({c.node_id for c, _, _ in items if _is_row_id(c.node_id)})
+            ids = sorted({c.node_id for c, _, _ in items if is_row_id(c.node_id)})
             nodes = {n.id: n for n in session.exec(select(Node).where(col(Node.id).in_(ids)))}
             todo: list[tuple[int, Node, Heartbeat]] = []
             seen: set[int] = set()
@@ -604,7 +604,7 @@ class Coordinator:
                 if keyed.key in stored:
                     replies[i] = stored[keyed.key]
                     continue
-                node = nodes.get(creds.node_id) if _is_row_id(creds.node_id) else None
+                node = nodes.get(creds.node_id) if is_row_id(creds.node_id) else None
                 try:
                     if (
                         node is None
@@ -895,10 +895,6 @@ class _Finisher:
                 self._run(job_id)
             except Exception:
                 log.exception("merging job %s failed; the reaper tries again", job_id)
-
-
-def _is_row_id(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ROW_ID
 
 
 def _usernames(session: Session, user_ids: set[int | None]) -> dict[int, str]:

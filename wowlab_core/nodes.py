@@ -25,6 +25,7 @@ from wowlab_core.claim_codes import (
     is_valid_claim_code,
     normalize_claim_code,
 )
+from wowlab_core.completions import is_row_id
 from wowlab_core.db import rowcount, write_session
 from wowlab_core.errors import (
     AuthenticationFailed,
@@ -172,8 +173,6 @@ _NODE_ROW = sa.select(*_NODE_TABLE.c).where(
 )
 #: The columns a lease or a completion changes on its node (:func:`mark_seen`, throughput).
 _CALL_COLUMNS = ("last_seen_at", "status", "iterations_per_second", "events_per_second")
-#: The largest row id (INTEGER columns): a larger number names no node.
-_MAX_ROW_ID = 2**31 - 1
 
 
 #: Speed columns: a new measurement is written with ``last_seen_at`` (so at most once per
@@ -206,17 +205,14 @@ class NodeView:
                 _node_update(changed),
                 {"n_id": self.node.id, **{f"n_{n}": getattr(self.node, n) for n in changed}},
             )
-            self.before = tuple(getattr(self.node, name) for name in _CALL_COLUMNS)
 
 
 @lru_cache(maxsize=16)
 def _node_update(columns: tuple[str, ...]) -> sa.Update:
     table = _NODE_TABLE
-    return (
-        sa.update(table)
-        .where(table.c.id == sa.bindparam("n_id", type_=sa.Integer))
-        .values({name: sa.bindparam(f"n_{name}", type_=table.c[name].type) for name in columns})
-    )
+    values = {name: sa.bindparam(f"n_{name}", type_=table.c[name].type) for name in columns}
+    where = table.c.id == sa.bindparam("n_id", type_=sa.Integer)
+    return sa.update(table).where(where).values(values)
 
 
 def read_node(conn: sa.Connection, *, node_id: int, token: str) -> NodeView:
@@ -227,11 +223,7 @@ def read_node(conn: sa.Connection, *, node_id: int, token: str) -> NodeView:
     Raises:
         AuthenticationFailed: unknown node, or the token does not match.
     """
-    row = (
-        conn.execute(_NODE_ROW, {"n_id": node_id}).first()
-        if isinstance(node_id, int) and not isinstance(node_id, bool) and 0 < node_id <= _MAX_ROW_ID
-        else None
-    )
+    row = conn.execute(_NODE_ROW, {"n_id": node_id}).first() if is_row_id(node_id) else None
     if row is None or not isinstance(token, str) or not tokens_match(token, row.token_hash):
         raise AuthenticationFailed("node id or token is not valid")
     # As the ORM's loading builds an object: a new instance whose attributes are set in

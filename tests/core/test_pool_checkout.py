@@ -83,7 +83,7 @@ def test_a_restarted_server_costs_no_request(
     # The idle pooled connection is dead; the first request after the restart works.
     after = _backend_pid(engine)
     assert after != before
-    assert len(asked) <= 1  # the server had closed the socket: at most one question
+    assert asked == ["SELECT 1"]  # the closed socket was read as a question, then replaced
 
 
 def test_a_terminated_session_is_replaced(
@@ -91,8 +91,8 @@ def test_a_terminated_session_is_replaced(
 ) -> None:
     victim = _backend_pid(engine)  # idle in the pool now
     with psycopg.connect(server.url, autocommit=True) as admin:
-        ended = admin.execute("SELECT pg_terminate_backend(%s)", [victim]).fetchone()
-        assert ended == (True,)
+        [ended] = admin.execute("SELECT pg_terminate_backend(%s)", [victim]).fetchone() or [None]
+        assert ended, f"no session {victim} to terminate"
         # pg_terminate_backend only signals: wait until the session has ended (the same
         # holds for any check, a pre-ping too: a server may go away right after it).
         deadline = time.monotonic() + 10
