@@ -465,6 +465,13 @@ class Row:
     check: str
 
 
+def _note_phase(name: str) -> None:
+    """Write the phase that begins to $WOWLAB_BENCH_PHASE_FILE (for a profiler's timing)."""
+    if os.environ.get("WOWLAB_BENCH_PHASE_FILE"):
+        with open(os.environ["WOWLAB_BENCH_PHASE_FILE"], "a") as f:
+            f.write(f"{name}\n")
+
+
 def run_nodes(
     kind: str,
     url: str,
@@ -500,10 +507,12 @@ def run_nodes(
     barrier.wait(timeout)  # connected
     barrier.wait(timeout)  # idle round trips done
     load_started = time.perf_counter()
+    _note_phase("load")
     cpu_before = cpu_by_role(database)
     barrier.wait(timeout)  # load done
     load_seconds = time.perf_counter() - load_started
     cpu_after = cpu_by_role(database)
+    _note_phase("work")
     chunks = max(args.chunks, 2 * nodes)
     job_id = submit(db, hooks, chunks)
     barrier.wait(timeout)

@@ -19,14 +19,15 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as DbEngine
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from wowlab_core import nodes as node_ops
 from wowlab_core import request_keys, scheduler
-from wowlab_core.access import grants_by_node, grants_of, sharing_summary
+from wowlab_core.access import access_types_by_node, grants_of, sharing_summary
 from wowlab_core.claim_codes import DEFAULT_LIFETIME
 from wowlab_core.completions import add_progress, is_row_id, unfinished_jobs
 from wowlab_core.db import is_postgres, read_session, write_session
@@ -445,7 +446,7 @@ class Coordinator:
             heartbeat_seconds=self.settings.heartbeat_seconds,
             released_chunks=outcome.released,
             owner=owner.username if owner is not None else None,
-            sharing=sharing_summary(grants_of(session, node.id or 0)),
+            sharing=sharing_summary(g.access_type for g in grants_of(session, node.id or 0)),
         )
 
     def lease(
@@ -595,21 +596,25 @@ class Coordinator:
         later: list[int] = []
         released = False
         with self._writing() as session:
+            # Outside the ORM (nodes read as rows, only changed columns written): a
+            # batch's CPU is what limits a bridge's heartbeats.
+            conn = session.connection()
             stored = request_keys.stored_replies(session, {k.key for _, _, k in items})
-            ids = sorted({c.node_id for c, _, _ in items if is_row_id(c.node_id)})
-            nodes = {n.id: n for n in session.exec(select(Node).where(col(Node.id).in_(ids)))}
-            todo: list[tuple[int, Node, Heartbeat]] = []
+            views = node_ops.read_nodes(
+                conn, (c.node_id for c, _, _ in items), node_ops.HEARTBEAT_COLUMNS
+            )
+            todo: list[tuple[int, node_ops.NodeView, Heartbeat]] = []
             seen: set[int] = set()
             for i, (creds, beat, keyed) in enumerate(items):
                 if keyed.key in stored:
                     replies[i] = stored[keyed.key]
                     continue
-                node = nodes.get(creds.node_id) if is_row_id(creds.node_id) else None
+                view = views.get(creds.node_id) if is_row_id(creds.node_id) else None
                 try:
                     if (
-                        node is None
+                        view is None
                         or not isinstance(creds.token, str)
-                        or not tokens_match(creds.token, node.token_hash)
+                        or not tokens_match(creds.token, view.node.token_hash)
                     ):
                         raise AuthenticationFailed("node id or token is not valid")
                     if not isinstance(beat, Heartbeat):
@@ -620,23 +625,23 @@ class Coordinator:
                 except WowlabError as exc:
                     replies[i] = keyed.error(exc)
                     continue
-                if node.id in seen:
+                if creds.node_id in seen:
                     later.append(i)
                     continue
-                seen.add(node.id or 0)
-                todo.append((i, node, beat))
+                seen.add(creds.node_id)
+                todo.append((i, view, beat))
             outcomes = scheduler.beat_many(
                 session,
-                [(node, beat.running) for _, node, beat in todo],
+                [(view.node, beat.running) for _, view, beat in todo],
                 lease_seconds=self.settings.lease_seconds,
             )
-            owners = _usernames(session, {n.user_id for _, n, _ in todo if n.user_id})
-            grants = grants_by_node(session, [n.id or 0 for _, n, _ in todo])
+            owners = _usernames(session, {v.node.user_id for _, v, _ in todo})
+            sharing = access_types_by_node(session, (v.node.id or 0 for _, v, _ in todo))
             answers: dict[str, bytes] = {}
-            for (i, node, beat), outcome in zip(todo, outcomes, strict=True):
+            for (i, view, beat), outcome in zip(todo, outcomes, strict=True):
+                node = view.node
                 node_ops.mark_seen(node)
                 node_ops.update_capabilities(node, engines=beat.engines, labels=beat.labels)
-                session.add(node)
                 if outcome.released:
                     released = True
                     log.info(
@@ -651,10 +656,11 @@ class Coordinator:
                     heartbeat_seconds=self.settings.heartbeat_seconds,
                     released_chunks=outcome.released,
                     owner=owners.get(node.user_id) if node.user_id is not None else None,
-                    sharing=sharing_summary(grants.get(node.id or 0, [])),
+                    sharing=sharing_summary(sharing.get(node.id or 0, [])),
                 )
                 keyed = items[i][2]
                 replies[i] = answers[keyed.key] = keyed.ok(reply)
+            node_ops.save_nodes(conn, [view for _, view, _ in todo])
             # A copy of a request that another bridge stored meanwhile keeps that copy's
             # answer; carrying a heartbeat out twice is harmless (it extends, hands back
             # and reports the same leases).
@@ -897,13 +903,17 @@ class _Finisher:
                 log.exception("merging job %s failed; the reaper tries again", job_id)
 
 
+_USER_TABLE: sa.Table = SQLModel.metadata.tables["users"]
+_USERNAMES = sa.select(_USER_TABLE.c.id, _USER_TABLE.c.username).where(
+    _USER_TABLE.c.id.in_(sa.bindparam("ids", expanding=True))
+)
+
+
 def _usernames(session: Session, user_ids: set[int | None]) -> dict[int, str]:
     ids = sorted(u for u in user_ids if u is not None)
     if not ids:
         return {}
-    rows = session.execute(
-        select(col(User.id), col(User.username)).where(col(User.id).in_(ids))
-    ).all()
+    rows = session.connection().execute(_USERNAMES, {"ids": ids})
     return {user_id: name for user_id, name in rows}
 
 

@@ -700,6 +700,22 @@ def beat(
     return outcome
 
 
+_CHUNK_TABLE: sa.Table = SQLModel.metadata.tables["sim_chunks"]
+#: The leases (and cancelled chunks not yet told of) of several nodes, built once.
+_HELD_BY_NODES = sa.select(
+    _CHUNK_TABLE.c.node_id,
+    _CHUNK_TABLE.c.id,
+    _CHUNK_TABLE.c.status,
+    _CHUNK_TABLE.c.lease_token_hash,
+    _CHUNK_TABLE.c.lease_deadline_at,
+    _CHUNK_TABLE.c.iterations,
+).where(
+    _CHUNK_TABLE.c.node_id.in_(sa.bindparam("node_ids", expanding=True)),
+    _CHUNK_TABLE.c.lease_token_hash.isnot(None),  # ix_sim_chunks_held
+    _CHUNK_TABLE.c.status.in_((ChunkStatus.LEASED.value, ChunkStatus.CANCELLED.value)),
+)
+
+
 def beat_many(
     session: Session,
     beats: Sequence[tuple[Node, Sequence[RunningChunk]]],
@@ -714,20 +730,7 @@ def beat_many(
     node_ids = [node.id for node, _ in beats]
     held_by: dict[int, list[Any]] = {}
     if node_ids:
-        for row in session.execute(
-            sa.select(
-                col(SimChunk.node_id),
-                col(SimChunk.id),
-                col(SimChunk.status),
-                col(SimChunk.lease_token_hash),
-                col(SimChunk.lease_deadline_at),
-                col(SimChunk.iterations),
-            ).where(
-                col(SimChunk.node_id).in_(node_ids),
-                col(SimChunk.lease_token_hash).isnot(None),  # ix_sim_chunks_held
-                col(SimChunk.status).in_((ChunkStatus.LEASED.value, ChunkStatus.CANCELLED.value)),
-            )
-        ).all():
+        for row in session.connection().execute(_HELD_BY_NODES, {"node_ids": node_ids}):
             held_by.setdefault(row[0], []).append(row[1:])
     extend: list[dict[str, Any]] = []
     release: list[tuple[int, int]] = []

@@ -9,9 +9,11 @@ the node asks for its status, so the code it shows always works.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine as DbEngine
@@ -171,8 +173,13 @@ _NODE_TABLE: sa.Table = SQLModel.metadata.tables["nodes"]
 _NODE_ROW = sa.select(*_NODE_TABLE.c).where(
     _NODE_TABLE.c.id == sa.bindparam("n_id", type_=sa.Integer)
 )
+_NODE_ROWS = sa.select(*_NODE_TABLE.c).where(
+    _NODE_TABLE.c.id.in_(sa.bindparam("n_ids", expanding=True))
+)
 #: The columns a lease or a completion changes on its node (:func:`mark_seen`, throughput).
-_CALL_COLUMNS = ("last_seen_at", "status", "iterations_per_second", "events_per_second")
+CALL_COLUMNS = ("last_seen_at", "status", "iterations_per_second", "events_per_second")
+#: The columns a heartbeat changes on its node (:func:`mark_seen`, :func:`update_capabilities`).
+HEARTBEAT_COLUMNS = ("last_seen_at", "status", "engines", "labels")
 
 
 #: Speed columns: a new measurement is written with ``last_seen_at`` (so at most once per
@@ -183,36 +190,62 @@ _SPEED_COLUMNS = frozenset({"iterations_per_second", "events_per_second"})
 @dataclass
 class NodeView:
     """A node as one request read it, outside the ORM: :attr:`node` is a detached copy
-    the request may change; :meth:`save` writes what changed of :data:`_CALL_COLUMNS`
-    (and nothing else, so a concurrent change of another column is kept)."""
+    the request may change; :meth:`save` writes what changed of :attr:`columns` (and
+    nothing else, so a concurrent change of another column is kept)."""
 
     node: Node
     before: tuple[object, ...]
+    columns: tuple[str, ...] = CALL_COLUMNS
 
-    def save(self, conn: sa.Connection) -> None:
-        """Write the changed columns, in the caller's transaction.
+    def changes(self) -> dict[str, object]:
+        """The columns to write, by name (empty: nothing to write).
 
         A node's speed is an average of its chunks' measured speeds (weight 0.3 for the
         newest): a node that sends results several times a second has only the
         measurements written with its ``last_seen_at`` averaged, which keeps its row to
         one write a second, like its heartbeats."""
-        old = dict(zip(_CALL_COLUMNS, self.before, strict=True))
-        changed = tuple(name for name in _CALL_COLUMNS if getattr(self.node, name) != old[name])
-        if changed and all(name in _SPEED_COLUMNS and old[name] is not None for name in changed):
-            return
+        changed: dict[str, object] = {}
+        speed_only = True
+        for name, old in zip(self.columns, self.before, strict=True):
+            new = getattr(self.node, name)
+            if new != old:
+                changed[name] = new
+                speed_only = speed_only and name in _SPEED_COLUMNS and old is not None
+        return {} if speed_only else changed
+
+    def save(self, conn: sa.Connection) -> None:
+        """Write the changed columns, in the caller's transaction."""
+        save_nodes(conn, [self])
+
+
+def save_nodes(conn: sa.Connection, views: Sequence[NodeView]) -> None:
+    """Write what changed of each node, one statement per set of changed columns (a
+    batch of heartbeats is usually one executemany)."""
+    groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    for view in views:
+        changed = view.changes()
         if changed:
-            conn.execute(
-                _node_update(changed),
-                {"n_id": self.node.id, **{f"n_{n}": getattr(self.node, n) for n in changed}},
+            groups.setdefault(tuple(changed), []).append(
+                {"n_id": view.node.id, **{f"n_{n}": v for n, v in changed.items()}}
             )
+    for columns, rows in groups.items():
+        conn.execute(_node_update(columns), rows)
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=32)
 def _node_update(columns: tuple[str, ...]) -> sa.Update:
     table = _NODE_TABLE
     values = {name: sa.bindparam(f"n_{name}", type_=table.c[name].type) for name in columns}
     where = table.c.id == sa.bindparam("n_id", type_=sa.Integer)
     return sa.update(table).where(where).values(values)
+
+
+def _view(row: sa.Row[Any], columns: tuple[str, ...]) -> NodeView:
+    # As the ORM's loading builds an object: a new instance whose attributes are set in
+    # its __dict__ (``Node(**row)`` validates and tracks each value: 30x the CPU).
+    node = sa.orm.class_mapper(Node).class_manager.new_instance()
+    node.__dict__.update(row._mapping)
+    return NodeView(node, tuple(getattr(node, name) for name in columns), columns)
 
 
 def read_node(conn: sa.Connection, *, node_id: int, token: str) -> NodeView:
@@ -226,11 +259,19 @@ def read_node(conn: sa.Connection, *, node_id: int, token: str) -> NodeView:
     row = conn.execute(_NODE_ROW, {"n_id": node_id}).first() if is_row_id(node_id) else None
     if row is None or not isinstance(token, str) or not tokens_match(token, row.token_hash):
         raise AuthenticationFailed("node id or token is not valid")
-    # As the ORM's loading builds an object: a new instance whose attributes are set in
-    # its __dict__ (``Node(**row)`` validates and tracks each value: 30x the CPU).
-    node = sa.orm.class_mapper(Node).class_manager.new_instance()
-    node.__dict__.update(row._mapping)
-    return NodeView(node, tuple(getattr(node, name) for name in _CALL_COLUMNS))
+    return _view(row, CALL_COLUMNS)
+
+
+def read_nodes(
+    conn: sa.Connection, node_ids: Iterable[int], columns: tuple[str, ...] = CALL_COLUMNS
+) -> dict[int, NodeView]:
+    """Several nodes by id, read as :func:`read_node` reads one, in one query; the
+    caller checks each token (:func:`~wowlab_core.tokens.tokens_match`). Ids that are
+    not row ids are left out."""
+    ids = sorted({i for i in node_ids if is_row_id(i)})
+    if not ids:
+        return {}
+    return {row.id: _view(row, columns) for row in conn.execute(_NODE_ROWS, {"n_ids": ids})}
 
 
 def claim_status(
@@ -250,7 +291,7 @@ def claim_status(
             owner=owner.username if owner else None,
             name=node.name,
             max_parallel=node.max_parallel,
-            sharing=sharing_summary(grants_of(session, node.id or 0)),
+            sharing=sharing_summary(g.access_type for g in grants_of(session, node.id or 0)),
         )
     if node.claim_code is None or node.claim_expires_at is None or node.claim_expires_at <= now:
         node.claim_code = _new_code(session, hooks, now)
@@ -398,6 +439,8 @@ def delete_stale_node_ids(
 
 
 __all__ = [
+    "CALL_COLUMNS",
+    "HEARTBEAT_COLUMNS",
     "MAX_PARALLEL_LIMIT",
     "NewNode",
     "NodeView",
@@ -411,6 +454,8 @@ __all__ = [
     "mark_offline_nodes",
     "mark_seen",
     "read_node",
+    "read_nodes",
     "register_node",
+    "save_nodes",
     "validate_node_info",
 ]

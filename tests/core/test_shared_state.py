@@ -8,15 +8,28 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from wowlab_core import nodes as node_ops
+from wowlab_core.access import grant_access
 from wowlab_core.coordinator import Coordinator
-from wowlab_core.db import create_db_engine, read_session
+from wowlab_core.db import create_db_engine, read_session, write_session
 from wowlab_core.errors import RateLimited
-from wowlab_core.models import ChunkLease, RequestKey, SimChunk
+from wowlab_core.models import (
+    AccessType,
+    ChunkLease,
+    Node,
+    NodeStatus,
+    RequestKey,
+    SimChunk,
+    utcnow,
+)
 from wowlab_core.plugins import Hooks
 from wowlab_core.protocol import Completion, Heartbeat, RunningChunk
 from wowlab_core.rate_limits import DatabaseRateLimiter
@@ -307,6 +320,55 @@ def test_a_value_the_database_refuses_fails_only_its_own_request_of_a_batch(
         assert theirs_now is not None
         if checked or refused_by_database:
             assert theirs_now.status == "leased" and theirs_now.result is None
+
+
+def test_a_batch_of_heartbeats_writes_what_each_node_says_and_names_its_owner(
+    db: Engine, wowlab_hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch reads and writes its nodes outside the ORM: a silent node comes back
+    online with the engines and labels it advertises, each answer names the node's owner
+    and sharing, and only the columns a heartbeat changes are written (on PostgreSQL, an
+    owner renaming a node while its heartbeat is carried out keeps the new name)."""
+    owner = make_user(db, "ada")
+    _, a = make_node(db, owner, name="a")
+    _, b = make_node(db, owner, name="b")
+    with write_session(db) as s:
+        node_a, node_b = s.get(Node, a.node_id), s.get(Node, b.node_id)
+        assert node_a is not None and node_b is not None
+        node_a.status = NodeStatus.OFFLINE.value
+        node_a.last_seen_at = utcnow() - timedelta(hours=1)
+        s.add(node_a)
+        grant_access(s, node=node_b, access_type=AccessType.FRIENDS)
+        s.commit()
+    with read_session(db) as s:
+        before = {n.id: n for n in s.exec(select(Node)).all()}
+    renamed = db.dialect.name == "postgresql"
+    read_nodes = node_ops.read_nodes
+
+    def read_then_rename(*args: Any, **kwargs: Any) -> Any:
+        views = read_nodes(*args, **kwargs)
+        if renamed:  # another connection, while the batch's transaction is open
+            with db.connect() as conn:
+                conn.execute(sa.update(Node).where(col(Node.id) == b.node_id).values(name="b2"))
+                conn.commit()
+        return views
+
+    monkeypatch.setattr(node_ops, "read_nodes", read_then_rename)
+    coordinator = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
+    beat_a = Heartbeat(engines={"toy": "1.2"}, labels=[" gpu ", "fast", "gpu"])
+    replies = coordinator.heartbeat_batch([(a, beat_a, keyed("a")), (b, Heartbeat(), keyed("b"))])
+    assert replies[0] is not None and b"owner='ada'" in replies[0]
+    assert b"status='online'" in replies[0] and b"sharing='owner only'" in replies[0]
+    assert replies[1] is not None and b"sharing='friends'" in replies[1]
+    with read_session(db) as s:
+        after = {n.id: n for n in s.exec(select(Node)).all()}
+    new_a, old_a = after[a.node_id], before[a.node_id]
+    assert new_a.status == NodeStatus.ONLINE.value
+    assert new_a.last_seen_at is not None and old_a.last_seen_at is not None
+    assert new_a.last_seen_at > old_a.last_seen_at
+    assert new_a.engines == {"toy": "1.2"} and new_a.labels == ["fast", "gpu"]
+    assert after[b.node_id].engines == before[b.node_id].engines  # None: no change
+    assert after[b.node_id].name == ("b2" if renamed else "b")
 
 
 def test_a_batch_of_heartbeats_does_what_each_heartbeat_alone_would(
