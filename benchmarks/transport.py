@@ -33,6 +33,11 @@ Usage::
     python benchmarks/transport.py --quick               # 1 and 100 nodes, fewer chunks
     python benchmarks/transport.py --transports mqtt --nodes 1000 --database sqlite
     python benchmarks/transport.py --transports http,mqtt,supabase --quick
+
+For a profiler: ``WOWLAB_BENCH_BRIDGE_PIDS=file`` gets the bridges' process ids,
+``WOWLAB_BENCH_PHASE_FILE=file`` each phase's name as it begins, and with both that and
+``WOWLAB_BENCH_THREAD_CPU=file`` bridge 1 writes its CPU per request by thread over the
+load phase (the event loop, paho's thread, the database batches' worker threads).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -219,6 +225,12 @@ def _bridge_process(
         connect_timeout=20.0,
         instance=instance,
     )
+    if os.environ.get("WOWLAB_BENCH_THREAD_CPU") and instance == "1":
+        counts = bridge.stats
+        report = threading.Thread(
+            target=_thread_cpu_report, args=(lambda: counts.requests,), daemon=True
+        )
+        report.start()
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
@@ -238,6 +250,40 @@ def _bridge_process(
             "complete_batches": bridge.completions.batches,
         }
     )
+
+
+def _thread_cpu() -> dict[int, float]:
+    """CPU seconds of each thread of this process, by native thread id."""
+    found: dict[int, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            found[int(tid)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def _thread_cpu_report(requests: Callable[[], int]) -> None:
+    """Bridge 1's CPU by thread over the load phase (it learns the phase from
+    $WOWLAB_BENCH_PHASE_FILE), written to $WOWLAB_BENCH_THREAD_CPU: which thread a
+    request's CPU goes to (the event loop, paho's, the database batches' workers)."""
+    phases = Path(os.environ["WOWLAB_BENCH_PHASE_FILE"])
+
+    def wait_for(phase: str) -> None:
+        while not phases.exists() or phase not in phases.read_text().split():
+            time.sleep(0.05)
+
+    wait_for("load")
+    before, first = _thread_cpu(), requests()
+    wait_for("work")
+    after, count = _thread_cpu(), requests() - first
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    used = sorted(((after[t] - before.get(t, 0.0), t) for t in after), reverse=True)
+    lines = [f"bridge 1: {count} requests in the load phase; CPU ms per request by thread"]
+    lines += [
+        f"  {1000 * cpu / max(count, 1):6.2f}  {names.get(t, str(t))}" for cpu, t in used if cpu
+    ]
+    Path(os.environ["WOWLAB_BENCH_THREAD_CPU"]).write_text("\n".join(lines) + "\n")
 
 
 def _gateway_process(db_url: str, port: int, ready: Any, stop: Any) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from wowlab_core.db import rowcount
 from wowlab_core.errors import InvalidRequest, NotFound, PermissionDenied
@@ -110,24 +110,6 @@ def _extra_groups(hooks: Hooks | None, user: User) -> set[int]:
 def grants_of(session: Session, node_id: int) -> list[NodeAccess]:
     """A node's access rows."""
     return list(session.exec(select(NodeAccess).where(col(NodeAccess.node_id) == node_id)).all())
-
-
-_ACCESS_TABLE: sa.Table = SQLModel.metadata.tables["node_access"]
-#: Built once, run on the session's connection (a heartbeat batch asks this each time).
-_ACCESS_TYPES = sa.select(_ACCESS_TABLE.c.node_id, _ACCESS_TABLE.c.access_type).where(
-    _ACCESS_TABLE.c.node_id.in_(sa.bindparam("ids", expanding=True))
-)
-
-
-def access_types_by_node(session: Session, node_ids: Iterable[int]) -> dict[int, list[str]]:
-    """The access types granted on several nodes, in one query, by node (a node without
-    any grant: absent)."""
-    ids = sorted(set(node_ids))
-    found: dict[int, list[str]] = {}
-    if ids:
-        for node_id, access_type in session.connection().execute(_ACCESS_TYPES, {"ids": ids}):
-            found.setdefault(node_id, []).append(access_type)
-    return found
 
 
 def sharing_summary(access_types: Iterable[str]) -> str:
@@ -284,7 +266,6 @@ def _parse_access_type(value: AccessType | str) -> AccessType:
 
 
 __all__ = [
-    "access_types_by_node",
     "allowed_clause",
     "friends_clause",
     "grant_access",

@@ -19,15 +19,14 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as DbEngine
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from wowlab_core import nodes as node_ops
 from wowlab_core import request_keys, scheduler
-from wowlab_core.access import access_types_by_node, grants_of, sharing_summary
+from wowlab_core.access import grants_of, sharing_summary
 from wowlab_core.claim_codes import DEFAULT_LIFETIME
 from wowlab_core.completions import add_progress, is_row_id, unfinished_jobs
 from wowlab_core.db import is_postgres, read_session, write_session
@@ -601,7 +600,7 @@ class Coordinator:
             conn = session.connection()
             stored = request_keys.stored_replies(session, {k.key for _, _, k in items})
             views = node_ops.read_nodes(
-                conn, (c.node_id for c, _, _ in items), node_ops.HEARTBEAT_COLUMNS
+                conn, (c.node_id for c, _, _ in items), node_ops.HEARTBEAT_COLUMNS, sharing=True
             )
             todo: list[tuple[int, node_ops.NodeView, Heartbeat]] = []
             seen: set[int] = set()
@@ -635,8 +634,6 @@ class Coordinator:
                 [(view.node, beat.running) for _, view, beat in todo],
                 lease_seconds=self.settings.lease_seconds,
             )
-            owners = _usernames(session, {v.node.user_id for _, v, _ in todo})
-            sharing = access_types_by_node(session, (v.node.id or 0 for _, v, _ in todo))
             answers: dict[str, bytes] = {}
             for (i, view, beat), outcome in zip(todo, outcomes, strict=True):
                 node = view.node
@@ -655,8 +652,8 @@ class Coordinator:
                     max_parallel=node.max_parallel,
                     heartbeat_seconds=self.settings.heartbeat_seconds,
                     released_chunks=outcome.released,
-                    owner=owners.get(node.user_id) if node.user_id is not None else None,
-                    sharing=sharing_summary(sharing.get(node.id or 0, [])),
+                    owner=view.owner,
+                    sharing=sharing_summary(view.access_types),
                 )
                 keyed = items[i][2]
                 replies[i] = answers[keyed.key] = keyed.ok(reply)
@@ -901,20 +898,6 @@ class _Finisher:
                 self._run(job_id)
             except Exception:
                 log.exception("merging job %s failed; the reaper tries again", job_id)
-
-
-_USER_TABLE: sa.Table = SQLModel.metadata.tables["users"]
-_USERNAMES = sa.select(_USER_TABLE.c.id, _USER_TABLE.c.username).where(
-    _USER_TABLE.c.id.in_(sa.bindparam("ids", expanding=True))
-)
-
-
-def _usernames(session: Session, user_ids: set[int | None]) -> dict[int, str]:
-    ids = sorted(u for u in user_ids if u is not None)
-    if not ids:
-        return {}
-    rows = session.connection().execute(_USERNAMES, {"ids": ids})
-    return {user_id: name for user_id, name in rows}
 
 
 @dataclass

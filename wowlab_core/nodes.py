@@ -176,6 +176,21 @@ _NODE_ROW = sa.select(*_NODE_TABLE.c).where(
 _NODE_ROWS = sa.select(*_NODE_TABLE.c).where(
     _NODE_TABLE.c.id.in_(sa.bindparam("n_ids", expanding=True))
 )
+_USERS: sa.Table = SQLModel.metadata.tables["users"]
+_ACCESS: sa.Table = SQLModel.metadata.tables["node_access"]
+#: Nodes with what a heartbeat's answer names besides: the owner's name and the types of
+#: the node's grants (comma-joined), in the same query.
+_NODE_ROWS_WITH_SHARING = _NODE_ROWS.add_columns(
+    sa.select(_USERS.c.username)
+    .where(_USERS.c.id == _NODE_TABLE.c.user_id)
+    .scalar_subquery()
+    .label("wowlab_owner_name"),
+    sa.select(sa.func.aggregate_strings(_ACCESS.c.access_type, ","))
+    .where(_ACCESS.c.node_id == _NODE_TABLE.c.id)
+    .scalar_subquery()
+    .label("wowlab_access_types"),
+)
+_NODE_KEYS = tuple(_NODE_TABLE.c.keys())
 #: The columns a lease or a completion changes on its node (:func:`mark_seen`, throughput).
 CALL_COLUMNS = ("last_seen_at", "status", "iterations_per_second", "events_per_second")
 #: The columns a heartbeat changes on its node (:func:`mark_seen`, :func:`update_capabilities`).
@@ -196,6 +211,10 @@ class NodeView:
     node: Node
     before: tuple[object, ...]
     columns: tuple[str, ...] = CALL_COLUMNS
+    #: The owner's name and the types of the node's grants, when read (``read_nodes``
+    #: with ``sharing``).
+    owner: str | None = None
+    access_types: tuple[str, ...] = ()
 
     def changes(self) -> dict[str, object]:
         """The columns to write, by name (empty: nothing to write).
@@ -240,12 +259,23 @@ def _node_update(columns: tuple[str, ...]) -> sa.Update:
     return sa.update(table).where(where).values(values)
 
 
-def _view(row: sa.Row[Any], columns: tuple[str, ...]) -> NodeView:
+def _view(row: sa.Row[Any], columns: tuple[str, ...], *, sharing: bool = False) -> NodeView:
     # As the ORM's loading builds an object: a new instance whose attributes are set in
     # its __dict__ (``Node(**row)`` validates and tracks each value: 30x the CPU).
     node = sa.orm.class_mapper(Node).class_manager.new_instance()
-    node.__dict__.update(row._mapping)
-    return NodeView(node, tuple(getattr(node, name) for name in columns), columns)
+    values = row._mapping
+    if not sharing:
+        node.__dict__.update(values)
+        return NodeView(node, tuple(values[name] for name in columns), columns)
+    node.__dict__.update({key: values[key] for key in _NODE_KEYS})
+    types = values["wowlab_access_types"]
+    return NodeView(
+        node,
+        tuple(values[name] for name in columns),
+        columns,
+        owner=values["wowlab_owner_name"],
+        access_types=tuple(types.split(",")) if types else (),
+    )
 
 
 def read_node(conn: sa.Connection, *, node_id: int, token: str) -> NodeView:
@@ -263,15 +293,22 @@ def read_node(conn: sa.Connection, *, node_id: int, token: str) -> NodeView:
 
 
 def read_nodes(
-    conn: sa.Connection, node_ids: Iterable[int], columns: tuple[str, ...] = CALL_COLUMNS
+    conn: sa.Connection,
+    node_ids: Iterable[int],
+    columns: tuple[str, ...] = CALL_COLUMNS,
+    *,
+    sharing: bool = False,
 ) -> dict[int, NodeView]:
     """Several nodes by id, read as :func:`read_node` reads one, in one query; the
     caller checks each token (:func:`~wowlab_core.tokens.tokens_match`). Ids that are
-    not row ids are left out."""
+    not row ids are left out. ``sharing``: each view's :attr:`~NodeView.owner` and
+    :attr:`~NodeView.access_types` are read in the same query."""
     ids = sorted({i for i in node_ids if is_row_id(i)})
     if not ids:
         return {}
-    return {row.id: _view(row, columns) for row in conn.execute(_NODE_ROWS, {"n_ids": ids})}
+    statement = _NODE_ROWS_WITH_SHARING if sharing else _NODE_ROWS
+    rows = conn.execute(statement, {"n_ids": ids})
+    return {row.id: _view(row, columns, sharing=sharing) for row in rows}
 
 
 def claim_status(
