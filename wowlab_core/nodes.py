@@ -239,9 +239,10 @@ class NodeView:
 
 def save_nodes(conn: sa.Connection, views: Sequence[NodeView]) -> None:
     """Write what changed of each node, one statement per set of changed columns (a
-    batch of heartbeats is usually one executemany)."""
+    batch of heartbeats is usually one executemany), in the order of their ids (as the
+    ORM's flush does: concurrent batches lock their rows in one order)."""
     groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
-    for view in views:
+    for view in sorted(views, key=lambda v: v.node.id or 0):
         changed = view.changes()
         if changed:
             groups.setdefault(tuple(changed), []).append(

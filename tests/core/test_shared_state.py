@@ -371,6 +371,34 @@ def test_a_batch_of_heartbeats_writes_what_each_node_says_and_names_its_owner(
     assert after[b.node_id].name == ("b2" if renamed else "b")
 
 
+def test_a_batch_writes_its_nodes_in_the_order_of_their_ids(db: Engine) -> None:
+    """Concurrent batches lock node rows in one order (as the ORM's flush did), so two
+    bridges' batches of the same nodes wait for each other instead of deadlocking."""
+    owner = make_user(db, "owner")
+    ids = [make_node(db, owner, name=f"n{i}")[1].node_id for i in range(3)]
+    written: list[list[int]] = []
+
+    def record(
+        _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, *_: Any
+    ) -> None:
+        if statement.startswith("UPDATE nodes"):
+            written.append([row["n_id"] for row in context.compiled_parameters])
+
+    sa.event.listen(db, "before_cursor_execute", record)
+    try:
+        with db.connect() as conn:
+            views = node_ops.read_nodes(conn, ids, node_ops.HEARTBEAT_COLUMNS)
+            for view in views.values():
+                view.node.labels = ["gpu"]
+            node_ops.save_nodes(conn, [views[i] for i in reversed(ids)])
+            conn.commit()
+    finally:
+        sa.event.remove(db, "before_cursor_execute", record)
+    assert written == [sorted(ids)]
+    with read_session(db) as s:
+        assert all(s.get(Node, i).labels == ["gpu"] for i in ids)  # type: ignore[union-attr]
+
+
 def test_a_batch_of_heartbeats_does_what_each_heartbeat_alone_would(
     db: Engine, wowlab_hooks: Hooks
 ) -> None:
