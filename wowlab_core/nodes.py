@@ -265,18 +265,13 @@ def _view(row: sa.Row[Any], columns: tuple[str, ...], *, sharing: bool = False) 
     # its __dict__ (``Node(**row)`` validates and tracks each value: 30x the CPU).
     node = sa.orm.class_mapper(Node).class_manager.new_instance()
     values = row._mapping
-    if not sharing:
-        node.__dict__.update(values)
-        return NodeView(node, tuple(values[name] for name in columns), columns)
-    node.__dict__.update({key: values[key] for key in _NODE_KEYS})
-    types = values["wowlab_access_types"]
-    return NodeView(
-        node,
-        tuple(values[name] for name in columns),
-        columns,
-        owner=values["wowlab_owner_name"],
-        access_types=tuple(types.split(",")) if types else (),
-    )
+    node.__dict__.update({key: values[key] for key in _NODE_KEYS} if sharing else values)
+    view = NodeView(node, tuple(values[name] for name in columns), columns)
+    if sharing:
+        types = values["wowlab_access_types"]
+        view.owner = values["wowlab_owner_name"]
+        view.access_types = tuple(types.split(",")) if types else ()
+    return view
 
 
 def read_node(conn: sa.Connection, *, node_id: int, token: str) -> NodeView:
