@@ -595,13 +595,11 @@ class Coordinator:
         later: list[int] = []
         released = False
         with self._writing() as session:
-            # Outside the ORM (nodes read as rows, only changed columns written): a
-            # batch's CPU is what limits a bridge's heartbeats.
+            # Outside the ORM (nodes read as rows with the chunks they hold, only changed
+            # columns written): a batch's CPU is what limits a bridge's heartbeats.
             conn = session.connection()
             stored = request_keys.stored_replies(session, {k.key for _, _, k in items})
-            views = node_ops.read_nodes(
-                conn, (c.node_id for c, _, _ in items), node_ops.HEARTBEAT_COLUMNS, sharing=True
-            )
+            views, held_by = node_ops.read_beating_nodes(conn, (c.node_id for c, _, _ in items))
             todo: list[tuple[int, node_ops.NodeView, Heartbeat]] = []
             seen: set[int] = set()
             for i, (creds, beat, keyed) in enumerate(items):
@@ -633,6 +631,7 @@ class Coordinator:
                 session,
                 [(view.node, beat.running) for _, view, beat in todo],
                 lease_seconds=self.settings.lease_seconds,
+                held_by=held_by,
             )
             answers: dict[str, bytes] = {}
             for (i, view, beat), outcome in zip(todo, outcomes, strict=True):

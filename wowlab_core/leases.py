@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -701,19 +701,24 @@ def beat(
 
 
 _CHUNK_TABLE: sa.Table = SQLModel.metadata.tables["sim_chunks"]
-#: The leases (and cancelled chunks not yet told of) of several nodes, built once.
-_HELD_BY_NODES = sa.select(
-    _CHUNK_TABLE.c.node_id,
+#: What :func:`beat_many` reads of a chunk a node holds (a lease, or a cancelled chunk the
+#: node is not yet told of), and which chunks those are: built once.
+HELD_COLUMNS = (
     _CHUNK_TABLE.c.id,
     _CHUNK_TABLE.c.status,
     _CHUNK_TABLE.c.lease_token_hash,
     _CHUNK_TABLE.c.lease_deadline_at,
     _CHUNK_TABLE.c.iterations,
-).where(
-    _CHUNK_TABLE.c.node_id.in_(sa.bindparam("node_ids", expanding=True)),
+)
+HELD_CONDITIONS = (
     _CHUNK_TABLE.c.lease_token_hash.isnot(None),  # ix_sim_chunks_held
     _CHUNK_TABLE.c.status.in_((ChunkStatus.LEASED.value, ChunkStatus.CANCELLED.value)),
 )
+_HELD_BY_NODES = sa.select(_CHUNK_TABLE.c.node_id, *HELD_COLUMNS).where(
+    _CHUNK_TABLE.c.node_id.in_(sa.bindparam("node_ids", expanding=True)), *HELD_CONDITIONS
+)
+#: A chunk a node holds, as :data:`HELD_COLUMNS` reads it.
+Held = tuple[int, str, str | None, datetime | None, int]
 
 
 def beat_many(
@@ -722,16 +727,21 @@ def beat_many(
     *,
     lease_seconds: float,
     now: datetime | None = None,
+    held_by: Mapping[int, Sequence[Held]] | None = None,
 ) -> list[BeatOutcome]:
     """Heartbeats of several nodes (each at most once) in a fixed number of statements:
-    one read of the chunks they hold, one executemany for the extensions, one update for
-    the hand-backs, one for the cancelled leases they are now told of."""
+    one read of the chunks they hold (none when the caller read them with the nodes:
+    ``held_by``, by node id, as :data:`HELD_COLUMNS`), one executemany for the
+    extensions, one update for the hand-backs, one for the cancelled leases they are now
+    told of."""
     now = now or utcnow()
-    node_ids = [node.id for node, _ in beats]
-    held_by: dict[int, list[Any]] = {}
-    if node_ids:
-        for row in session.connection().execute(_HELD_BY_NODES, {"node_ids": node_ids}):
-            held_by.setdefault(row[0], []).append(row[1:])
+    if held_by is None:
+        read: dict[int, list[Any]] = {}
+        node_ids = [node.id for node, _ in beats]
+        if node_ids:
+            for row in session.connection().execute(_HELD_BY_NODES, {"node_ids": node_ids}):
+                read.setdefault(row[0], []).append(row[1:])
+        held_by = read
     extend: list[dict[str, Any]] = []
     release: list[tuple[int, int]] = []
     forget: list[tuple[int, int]] = []
@@ -863,6 +873,8 @@ def requeue_expired(session: Session, *, now: datetime | None = None) -> tuple[i
 
 __all__ = [
     "DEADLINE_FACTOR",
+    "HELD_COLUMNS",
+    "HELD_CONDITIONS",
     "MAX_EXPIRATIONS",
     "MIN_DEADLINE_SECONDS",
     "OUTCOME_FAILED",
@@ -870,6 +882,7 @@ __all__ = [
     "VERIFYING_STATES",
     "VERIFY_GRACE_SECONDS",
     "BeatOutcome",
+    "Held",
     "beat",
     "beat_many",
     "expected_chunk_seconds",

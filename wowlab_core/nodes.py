@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine as DbEngine
@@ -35,6 +35,7 @@ from wowlab_core.errors import (
     ClaimCodeInvalid,
     InvalidRequest,
 )
+from wowlab_core.leases import HELD_COLUMNS, HELD_CONDITIONS, Held
 from wowlab_core.models import AccessType, Node, NodeStatus, User, utcnow
 from wowlab_core.plugins import Hooks
 from wowlab_core.protocol import ClaimStatus, NodeInfo
@@ -190,6 +191,19 @@ _NODE_ROWS_WITH_SHARING = _NODE_ROWS.add_columns(
     .scalar_subquery()
     .label("wowlab_access_types"),
 )
+_CHUNKS: sa.Table = SQLModel.metadata.tables["sim_chunks"]
+#: A heartbeat batch's read: nodes with their sharing, and the chunks each holds
+#: (:func:`~wowlab_core.leases.beat_many`'s ``held_by``) joined on: one query, not two.
+_NODE_ROWS_HOLDING = (
+    _NODE_ROWS_WITH_SHARING.add_columns(*(c.label(f"wowlab_held_{c.name}") for c in HELD_COLUMNS))
+    .select_from(
+        _NODE_TABLE.outerjoin(
+            _CHUNKS, sa.and_(_CHUNKS.c.node_id == _NODE_TABLE.c.id, *HELD_CONDITIONS)
+        )
+    )
+    .order_by(_NODE_TABLE.c.id, _CHUNKS.c.id)
+)
+_HELD_KEYS = tuple(f"wowlab_held_{c.name}" for c in HELD_COLUMNS)
 _NODE_KEYS = tuple(_NODE_TABLE.c.keys())
 #: The columns a lease or a completion changes on its node (:func:`mark_seen`, throughput).
 CALL_COLUMNS = ("last_seen_at", "status", "iterations_per_second", "events_per_second")
@@ -305,6 +319,27 @@ def read_nodes(
     statement = _NODE_ROWS_WITH_SHARING if sharing else _NODE_ROWS
     rows = conn.execute(statement, {"n_ids": ids})
     return {row.id: _view(row, columns, sharing=sharing) for row in rows}
+
+
+def read_beating_nodes(
+    conn: sa.Connection, node_ids: Iterable[int]
+) -> tuple[dict[int, NodeView], dict[int, list[Held]]]:
+    """What a batch of heartbeats reads, in one query: the nodes as
+    ``read_nodes(conn, node_ids, HEARTBEAT_COLUMNS, sharing=True)`` reads them, and the
+    chunks each holds, by node id (a node that holds k chunks comes in k rows)."""
+    ids = sorted({i for i in node_ids if is_row_id(i)})
+    views: dict[int, NodeView] = {}
+    held_by: dict[int, list[Held]] = {}
+    if not ids:
+        return views, held_by
+    for row in conn.execute(_NODE_ROWS_HOLDING, {"n_ids": ids}):
+        if row.id not in views:
+            views[row.id] = _view(row, HEARTBEAT_COLUMNS, sharing=True)
+            held_by[row.id] = []
+        values = row._mapping
+        if values[_HELD_KEYS[0]] is not None:
+            held_by[row.id].append(cast(Held, tuple(values[key] for key in _HELD_KEYS)))
+    return views, held_by
 
 
 def claim_status(
@@ -486,6 +521,7 @@ __all__ = [
     "find_pending_node",
     "mark_offline_nodes",
     "mark_seen",
+    "read_beating_nodes",
     "read_node",
     "read_nodes",
     "register_node",

@@ -343,7 +343,7 @@ def test_a_batch_of_heartbeats_writes_what_each_node_says_and_names_its_owner(
     with read_session(db) as s:
         before = {n.id: n for n in s.exec(select(Node)).all()}
     renamed = db.dialect.name == "postgresql"
-    read_nodes = node_ops.read_nodes
+    read_nodes = node_ops.read_beating_nodes
 
     def read_then_rename(*args: Any, **kwargs: Any) -> Any:
         views = read_nodes(*args, **kwargs)
@@ -353,7 +353,7 @@ def test_a_batch_of_heartbeats_writes_what_each_node_says_and_names_its_owner(
                 conn.commit()
         return views
 
-    monkeypatch.setattr(node_ops, "read_nodes", read_then_rename)
+    monkeypatch.setattr(node_ops, "read_beating_nodes", read_then_rename)
     coordinator = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
     beat_a = Heartbeat(engines={"toy": "1.2"}, labels=[" gpu ", "fast", "gpu"])
     replies = coordinator.heartbeat_batch([(a, beat_a, keyed("a")), (b, Heartbeat(), keyed("b"))])
@@ -397,6 +397,40 @@ def test_a_batch_writes_its_nodes_in_the_order_of_their_ids(db: Engine) -> None:
     assert written == [sorted(ids)]
     with read_session(db) as s:
         assert all(s.get(Node, i).labels == ["gpu"] for i in ids)  # type: ignore[union-attr]
+
+
+def test_a_batch_of_heartbeats_reads_its_nodes_and_their_leases_in_one_query(
+    db: Engine, wowlab_hooks: Hooks
+) -> None:
+    """A batch's cost is mostly its round trips: the nodes, with their owners, grants and
+    the chunks they hold, come in one query (then the writes), and what that query found
+    decides the answers: a named lease is kept, an unnamed one handed back."""
+    owner = make_user(db, "owner")
+    a, b = (make_node(db, owner, name=n, max_parallel=2)[1] for n in ("a", "b"))
+    coordinator = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
+    make_job(db, owner, wowlab_hooks, iterations=40, chunks=4)
+    kept, dropped = coordinator.lease(a, 2)
+    reads: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            reads.append(statement)
+
+    beat = Heartbeat(running=[RunningChunk(kept.chunk_id, kept.lease_token, 2)])
+    sa.event.listen(db, "before_cursor_execute", record)
+    try:
+        replies = coordinator.heartbeat_batch([(a, beat, keyed("a")), (b, Heartbeat(), keyed("b"))])
+    finally:
+        sa.event.remove(db, "before_cursor_execute", record)
+    assert len(reads) == 2, reads  # the request keys; the nodes with what they hold
+    assert "request_keys" in reads[0] and "sim_chunks" in reads[1]
+    assert replies[0] is not None
+    assert b"released_chunks=[" + str(dropped.chunk_id).encode() + b"]" in replies[0]
+    assert replies[1] is not None and b"released_chunks=[]" in replies[1]
+    with read_session(db) as s:
+        chunks = {x.id: x for x in s.exec(select(SimChunk)).all()}
+    assert chunks[kept.chunk_id].status == "leased" and chunks[kept.chunk_id].progress == 2
+    assert chunks[dropped.chunk_id].status == "pending"
 
 
 def test_a_batch_of_heartbeats_does_what_each_heartbeat_alone_would(
