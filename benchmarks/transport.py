@@ -36,7 +36,8 @@ Usage::
 
 For a profiler: ``WOWLAB_BENCH_BRIDGE_PIDS=file`` gets the bridges' process ids,
 ``WOWLAB_BENCH_PHASE_FILE=file`` each phase's name as it begins, and with both that and
-``WOWLAB_BENCH_THREAD_CPU=file`` bridge 1 writes its CPU per request by thread over the
+``WOWLAB_BENCH_THREAD_CPU=file`` bridge 1 writes how long it held each request (from its
+arrival to its answer; p50 and p99) and its CPU per request by thread over the
 load phase (the event loop, paho's thread, the database batches' worker threads).
 """
 
@@ -227,8 +228,18 @@ def _bridge_process(
     )
     if os.environ.get("WOWLAB_BENCH_THREAD_CPU") and instance == "1":
         counts = bridge.stats
+        handled: list[tuple[float, float]] = []
+        answer = bridge._answer
+
+        async def timed(parsed: Any, message: Any) -> None:
+            # From the request's arrival (paho stamps it as it reads the packet) to its
+            # answer handed to paho: the bridge's part of a node's round trip.
+            await answer(parsed, message)
+            handled.append((message.timestamp, time.monotonic() - message.timestamp))
+
+        bridge._answer = timed  # type: ignore[method-assign]
         report = threading.Thread(
-            target=_thread_cpu_report, args=(lambda: counts.requests,), daemon=True
+            target=_thread_cpu_report, args=(lambda: counts.requests, handled), daemon=True
         )
         report.start()
 
@@ -263,10 +274,11 @@ def _thread_cpu() -> dict[int, float]:
     return found
 
 
-def _thread_cpu_report(requests: Callable[[], int]) -> None:
+def _thread_cpu_report(requests: Callable[[], int], handled: list[tuple[float, float]]) -> None:
     """Bridge 1's CPU by thread over the load phase (it learns the phase from
     $WOWLAB_BENCH_PHASE_FILE), written to $WOWLAB_BENCH_THREAD_CPU: which thread a
-    request's CPU goes to (the event loop, paho's, the database batches' workers)."""
+    request's CPU goes to (the event loop, paho's, the database batches' workers), and
+    how long the bridge held the phase's requests (``handled``: arrival, seconds)."""
     phases = Path(os.environ["WOWLAB_BENCH_PHASE_FILE"])
 
     def wait_for(phase: str) -> None:
@@ -274,12 +286,17 @@ def _thread_cpu_report(requests: Callable[[], int]) -> None:
             time.sleep(0.05)
 
     wait_for("load")
-    before, first = _thread_cpu(), requests()
+    before, first, started = _thread_cpu(), requests(), time.monotonic()
     wait_for("work")
-    after, count = _thread_cpu(), requests() - first
+    after, count, ended = _thread_cpu(), requests() - first, time.monotonic()
+    held = [seconds for arrived, seconds in list(handled) if started <= arrived < ended]
     names = {t.native_id: t.name for t in threading.enumerate()}
     used = sorted(((after[t] - before.get(t, 0.0), t) for t in after), reverse=True)
-    lines = [f"bridge 1: {count} requests in the load phase; CPU ms per request by thread"]
+    lines = [
+        f"bridge 1: {count} requests in the load phase, each held in the bridge "
+        f"p50 {1000 * percentile(held, 0.5):.1f} ms, p99 {1000 * percentile(held, 0.99):.1f} ms"
+        " (arrival to answer); CPU ms per request by thread"
+    ]
     lines += [
         f"  {1000 * cpu / max(count, 1):6.2f}  {names.get(t, str(t))}" for cpu, t in used if cpu
     ]
