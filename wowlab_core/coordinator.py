@@ -598,8 +598,13 @@ class Coordinator:
             # Outside the ORM (nodes read as rows with the chunks they hold, only changed
             # columns written): a batch's CPU is what limits a bridge's heartbeats.
             conn = session.connection()
-            stored = request_keys.stored_replies(session, {k.key for _, _, k in items})
-            views, held_by = node_ops.read_beating_nodes(conn, (c.node_id for c, _, _ in items))
+            found = node_ops.read_beating_nodes(
+                conn, (c.node_id for c, _, _ in items), {k.key for _, _, k in items}
+            )
+            views = found.views
+            stored = (
+                request_keys.stored_replies(session, found.stored_keys) if found.stored_keys else {}
+            )
             todo: list[tuple[int, node_ops.NodeView, Heartbeat]] = []
             seen: set[int] = set()
             for i, (creds, beat, keyed) in enumerate(items):
@@ -631,7 +636,7 @@ class Coordinator:
                 session,
                 [(view.node, beat.running) for _, view, beat in todo],
                 lease_seconds=self.settings.lease_seconds,
-                held_by=held_by,
+                held_by=found.held_by,
             )
             answers: dict[str, bytes] = {}
             for (i, view, beat), outcome in zip(todo, outcomes, strict=True):

@@ -9,7 +9,7 @@ the node asks for its status, so the code it shows always works.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -192,10 +192,19 @@ _NODE_ROWS_WITH_SHARING = _NODE_ROWS.add_columns(
     .label("wowlab_access_types"),
 )
 _CHUNKS: sa.Table = SQLModel.metadata.tables["sim_chunks"]
-#: A heartbeat batch's read: nodes with their sharing, and the chunks each holds
-#: (:func:`~wowlab_core.leases.beat_many`'s ``held_by``) joined on: one query, not two.
+_REQUEST_KEYS: sa.Table = SQLModel.metadata.tables["request_keys"]
+#: A heartbeat batch's read, one query where it was three: nodes with their sharing, the
+#: chunks each holds (:func:`~wowlab_core.leases.beat_many`'s ``held_by``) joined on,
+#: and which of the batch's request keys are stored (comma-joined; the same on every
+#: row: a subquery that does not depend on the row is run once).
 _NODE_ROWS_HOLDING = (
-    _NODE_ROWS_WITH_SHARING.add_columns(*(c.label(f"wowlab_held_{c.name}") for c in HELD_COLUMNS))
+    _NODE_ROWS_WITH_SHARING.add_columns(
+        *(c.label(f"wowlab_held_{c.name}") for c in HELD_COLUMNS),
+        sa.select(sa.func.aggregate_strings(_REQUEST_KEYS.c.key, ","))
+        .where(_REQUEST_KEYS.c.key.in_(sa.bindparam("r_keys", expanding=True)))
+        .scalar_subquery()
+        .label("wowlab_stored_keys"),
+    )
     .select_from(
         _NODE_TABLE.outerjoin(
             _CHUNKS, sa.and_(_CHUNKS.c.node_id == _NODE_TABLE.c.id, *HELD_CONDITIONS)
@@ -321,25 +330,45 @@ def read_nodes(
     return {row.id: _view(row, columns, sharing=sharing) for row in rows}
 
 
+@dataclass
+class BeatingNodes:
+    """What :func:`read_beating_nodes` found."""
+
+    #: The nodes, by id, as ``read_nodes(conn, ids, HEARTBEAT_COLUMNS, sharing=True)``.
+    views: dict[int, NodeView]
+    #: The chunks each node holds, by node id (:func:`~wowlab_core.leases.beat_many`).
+    held_by: dict[int, list[Held]]
+    #: Those of the request keys asked about that are stored (requests carried out
+    #: before): the caller reads their answers.
+    stored_keys: set[str]
+
+
 def read_beating_nodes(
-    conn: sa.Connection, node_ids: Iterable[int]
-) -> tuple[dict[int, NodeView], dict[int, list[Held]]]:
-    """What a batch of heartbeats reads, in one query: the nodes as
-    ``read_nodes(conn, node_ids, HEARTBEAT_COLUMNS, sharing=True)`` reads them, and the
-    chunks each holds, by node id (a node that holds k chunks comes in k rows)."""
+    conn: sa.Connection, node_ids: Iterable[int], request_keys: Collection[str]
+) -> BeatingNodes:
+    """What a batch of heartbeats reads, in one query: the nodes, the chunks each holds
+    (a node that holds k chunks comes in k rows), and which of ``request_keys`` are stored
+    (the caller reads their answers). When none of the nodes exists, the keys are not
+    looked up: every request is then refused, as a repeat of it would be. Keys are
+    :func:`~wowlab_core.request_keys.request_key` digests; a key with a comma in it is
+    reported as stored, so that the caller looks it up."""
     ids = sorted({i for i in node_ids if is_row_id(i)})
-    views: dict[int, NodeView] = {}
-    held_by: dict[int, list[Held]] = {}
+    found = BeatingNodes({}, {}, set())
     if not ids:
-        return views, held_by
-    for row in conn.execute(_NODE_ROWS_HOLDING, {"n_ids": ids}):
-        if row.id not in views:
-            views[row.id] = _view(row, HEARTBEAT_COLUMNS, sharing=True)
-            held_by[row.id] = []
+        return found
+    keys = [key for key in request_keys if "," not in key]
+    stored: str | None = None
+    for row in conn.execute(_NODE_ROWS_HOLDING, {"n_ids": ids, "r_keys": keys}):
         values = row._mapping
+        if row.id not in found.views:
+            found.views[row.id] = _view(row, HEARTBEAT_COLUMNS, sharing=True)
+            found.held_by[row.id] = []
+            stored = values["wowlab_stored_keys"]
         if values[_HELD_KEYS[0]] is not None:
-            held_by[row.id].append(cast(Held, tuple(values[key] for key in _HELD_KEYS)))
-    return views, held_by
+            found.held_by[row.id].append(cast(Held, tuple(values[key] for key in _HELD_KEYS)))
+    found.stored_keys = set(stored.split(",")) if stored else set()
+    found.stored_keys.update(key for key in request_keys if "," in key)
+    return found
 
 
 def claim_status(
@@ -510,6 +539,7 @@ __all__ = [
     "CALL_COLUMNS",
     "HEARTBEAT_COLUMNS",
     "MAX_PARALLEL_LIMIT",
+    "BeatingNodes",
     "NewNode",
     "NodeView",
     "authenticate_node",

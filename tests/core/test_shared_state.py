@@ -403,8 +403,9 @@ def test_a_batch_of_heartbeats_reads_its_nodes_and_their_leases_in_one_query(
     db: Engine, wowlab_hooks: Hooks
 ) -> None:
     """A batch's cost is mostly its round trips: the nodes, with their owners, grants and
-    the chunks they hold, come in one query (then the writes), and what that query found
-    decides the answers: a named lease is kept, an unnamed one handed back."""
+    the chunks they hold, and which of the requests were carried out before, come in one
+    query (then the writes), and what that query found decides the answers: a named
+    lease is kept, an unnamed one handed back, a repeat gets the first answer."""
     owner = make_user(db, "owner")
     a, b = (make_node(db, owner, name=n, max_parallel=2)[1] for n in ("a", "b"))
     coordinator = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
@@ -422,8 +423,8 @@ def test_a_batch_of_heartbeats_reads_its_nodes_and_their_leases_in_one_query(
         replies = coordinator.heartbeat_batch([(a, beat, keyed("a")), (b, Heartbeat(), keyed("b"))])
     finally:
         sa.event.remove(db, "before_cursor_execute", record)
-    assert len(reads) == 2, reads  # the request keys; the nodes with what they hold
-    assert "request_keys" in reads[0] and "sim_chunks" in reads[1]
+    [read] = reads  # the nodes, what they hold, which of the requests were carried out
+    assert "sim_chunks" in read and "request_keys" in read
     assert replies[0] is not None
     assert b"released_chunks=[" + str(dropped.chunk_id).encode() + b"]" in replies[0]
     assert replies[1] is not None and b"released_chunks=[]" in replies[1]
@@ -431,6 +432,32 @@ def test_a_batch_of_heartbeats_reads_its_nodes_and_their_leases_in_one_query(
         chunks = {x.id: x for x in s.exec(select(SimChunk)).all()}
     assert chunks[kept.chunk_id].status == "leased" and chunks[kept.chunk_id].progress == 2
     assert chunks[dropped.chunk_id].status == "pending"
+    reads.clear()
+    sa.event.listen(db, "before_cursor_execute", record)
+    try:  # b's request again, and a's next one: b's stored answer is read for it alone
+        again = coordinator.heartbeat_batch([(b, Heartbeat(), keyed("b")), (a, beat, keyed("a2"))])
+    finally:
+        sa.event.remove(db, "before_cursor_execute", record)
+    assert again[0] == replies[1] and again[1] is not None and b"released_chunks=[]" in again[1]
+    assert len(reads) == 2 and "sim_chunks" not in reads[1]  # the stored answer
+
+
+def test_a_repeated_heartbeat_gets_its_first_answer_whatever_its_key(
+    db: Engine, wowlab_hooks: Hooks
+) -> None:
+    """The batch's query learns which request keys are stored by joining them with
+    commas; a key with a comma in it (not one that request_key makes) is looked up
+    apart, and a repeat still gets the first answer instead of being carried out again."""
+    owner = make_user(db, "owner")
+    _, creds = make_node(db, owner)
+    coordinator = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
+    answers = iter(range(10))
+    for key in ("plain-key", "with,a,comma"):
+        request = Keyed(
+            key, ok=lambda _reply: f"answer {next(answers)}".encode(), error=lambda e: b"error"
+        )
+        first = coordinator.heartbeat_batch([(creds, Heartbeat(), request)])
+        assert coordinator.heartbeat_batch([(creds, Heartbeat(), request)]) == first
 
 
 def test_a_batch_of_heartbeats_does_what_each_heartbeat_alone_would(
