@@ -702,7 +702,7 @@ def beat(
 
 _CHUNK_TABLE: sa.Table = SQLModel.metadata.tables["sim_chunks"]
 #: What :func:`beat_many` reads of a chunk a node holds (a lease, or a cancelled chunk the
-#: node is not yet told of), and which chunks those are: built once.
+#: node is not yet told of), built once ...
 HELD_COLUMNS = (
     _CHUNK_TABLE.c.id,
     _CHUNK_TABLE.c.status,
@@ -710,6 +710,7 @@ HELD_COLUMNS = (
     _CHUNK_TABLE.c.lease_deadline_at,
     _CHUNK_TABLE.c.iterations,
 )
+#: ... and which chunks those are.
 HELD_CONDITIONS = (
     _CHUNK_TABLE.c.lease_token_hash.isnot(None),  # ix_sim_chunks_held
     _CHUNK_TABLE.c.status.in_((ChunkStatus.LEASED.value, ChunkStatus.CANCELLED.value)),
@@ -718,7 +719,7 @@ _HELD_BY_NODES = sa.select(_CHUNK_TABLE.c.node_id, *HELD_COLUMNS).where(
     _CHUNK_TABLE.c.node_id.in_(sa.bindparam("node_ids", expanding=True)), *HELD_CONDITIONS
 )
 #: A chunk a node holds, as :data:`HELD_COLUMNS` reads it.
-Held = tuple[int, str, str | None, datetime | None, int]
+Held = tuple[int, str, str, datetime | None, int]
 
 
 def beat_many(
@@ -736,7 +737,7 @@ def beat_many(
     told of."""
     now = now or utcnow()
     if held_by is None:
-        read: dict[int, list[Any]] = {}
+        read: dict[int, list[Held]] = {}
         node_ids = [node.id for node, _ in beats]
         if node_ids:
             for row in session.connection().execute(_HELD_BY_NODES, {"node_ids": node_ids}):

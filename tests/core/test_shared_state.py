@@ -343,10 +343,10 @@ def test_a_batch_of_heartbeats_writes_what_each_node_says_and_names_its_owner(
     with read_session(db) as s:
         before = {n.id: n for n in s.exec(select(Node)).all()}
     renamed = db.dialect.name == "postgresql"
-    read_nodes = node_ops.read_beating_nodes
+    read_beating_nodes = node_ops.read_beating_nodes
 
     def read_then_rename(*args: Any, **kwargs: Any) -> Any:
-        views = read_nodes(*args, **kwargs)
+        views = read_beating_nodes(*args, **kwargs)
         if renamed:  # another connection, while the batch's transaction is open
             with db.connect() as conn:
                 conn.execute(sa.update(Node).where(col(Node.id) == b.node_id).values(name="b2"))
@@ -387,7 +387,7 @@ def test_a_batch_writes_its_nodes_in_the_order_of_their_ids(db: Engine) -> None:
     sa.event.listen(db, "before_cursor_execute", record)
     try:
         with db.connect() as conn:
-            views = node_ops.read_nodes(conn, ids, node_ops.HEARTBEAT_COLUMNS)
+            views = node_ops.read_beating_nodes(conn, ids, []).views
             for view in views.values():
                 view.node.labels = ["gpu"]
             node_ops.save_nodes(conn, [views[i] for i in reversed(ids)])
@@ -400,7 +400,7 @@ def test_a_batch_writes_its_nodes_in_the_order_of_their_ids(db: Engine) -> None:
 
 
 def test_a_batch_of_heartbeats_reads_its_nodes_and_their_leases_in_one_query(
-    db: Engine, wowlab_hooks: Hooks
+    db: Engine, wowlab_hooks: Hooks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A batch's cost is mostly its round trips: the nodes, with their owners, grants and
     the chunks they hold, and which of the requests were carried out before, come in one
@@ -411,6 +411,8 @@ def test_a_batch_of_heartbeats_reads_its_nodes_and_their_leases_in_one_query(
     coordinator = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
     make_job(db, owner, wowlab_hooks, iterations=40, chunks=4)
     kept, dropped = coordinator.lease(a, 2)
+    # Only the batch's statements: no reaping first (the test's leases last 1 s).
+    monkeypatch.setattr(coordinator, "_maybe_reap", lambda: None)
     reads: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -447,17 +449,29 @@ def test_a_repeated_heartbeat_gets_its_first_answer_whatever_its_key(
 ) -> None:
     """The batch's query learns which request keys are stored by joining them with
     commas; a key with a comma in it (not one that request_key makes) is looked up
-    apart, and a repeat still gets the first answer instead of being carried out again."""
+    apart, and a repeat still gets the first answer instead of being carried out again,
+    also when its node has gone since."""
     owner = make_user(db, "owner")
     _, creds = make_node(db, owner)
     coordinator = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
     answers = iter(range(10))
-    for key in ("plain-key", "with,a,comma"):
+    for key in ("plain-key", "with,a,comma", ""):
         request = Keyed(
             key, ok=lambda _reply: f"answer {next(answers)}".encode(), error=lambda e: b"error"
         )
         first = coordinator.heartbeat_batch([(creds, Heartbeat(), request)])
         assert coordinator.heartbeat_batch([(creds, Heartbeat(), request)]) == first
+    # A repeat whose node has gone since (the batch's query finds no node): its first
+    # answer, not a refusal, as for any other repeat.
+    answered = Keyed("gone", ok=lambda _reply: b"the first answer", error=lambda e: b"refused")
+    first = coordinator.heartbeat_batch([(creds, Heartbeat(), answered)])
+    with write_session(db) as s:
+        s.execute(sa.delete(Node).where(col(Node.id) == creds.node_id))
+        s.commit()
+    assert coordinator.heartbeat_batch([(creds, Heartbeat(), answered)]) == first
+    assert coordinator.heartbeat_batch([(creds, Heartbeat(), keyed("new"))]) == [
+        b"error AuthenticationFailed"
+    ]
 
 
 def test_a_batch_of_heartbeats_does_what_each_heartbeat_alone_would(
