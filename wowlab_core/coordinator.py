@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 
 from wowlab_core import nodes as node_ops
 from wowlab_core import request_keys, scheduler
-from wowlab_core.access import grants_of, sharing_summary
+from wowlab_core.access import sharing_summary
 from wowlab_core.claim_codes import DEFAULT_LIFETIME
 from wowlab_core.completions import add_progress, is_row_id, unfinished_jobs
 from wowlab_core.db import is_postgres, read_session, write_session
@@ -40,7 +40,6 @@ from wowlab_core.models import (
     SimChunk,
     SimConfig,
     SimJob,
-    User,
     utcnow,
 )
 from wowlab_core.plugins import Hooks
@@ -408,44 +407,62 @@ class Coordinator:
         self, creds: NodeCredentials, beat: Heartbeat, *, keyed: Keyed | None = None
     ) -> HeartbeatReply:
         """Mark the node alive; extend the leases it names, hand back the others it held;
-        tell it which of its chunks to stop."""
+        tell it which of its chunks to stop. Read and written as a batch of one
+        (:meth:`heartbeat_batch`): the node, its chunks and whether ``keyed`` was carried
+        out in one query, outside the ORM."""
         if not isinstance(beat, Heartbeat):
             raise InvalidRequest("a heartbeat names the chunks the node runs", field="running")
         self._maybe_reap()
-        with self._node_session(creds) as (session, node):
-            _check_repeat(session, keyed)
-            reply = self._beat_in(session, node, beat)
+        with self._writing() as session:
+            conn = session.connection()
+            found = node_ops.read_beating_nodes(
+                conn, [creds.node_id], [keyed.key] if keyed is not None else []
+            )
+            view = found.views.get(creds.node_id) if is_row_id(creds.node_id) else None
+            if (
+                view is None
+                or not isinstance(creds.token, str)
+                or not tokens_match(creds.token, view.node.token_hash)
+            ):
+                raise AuthenticationFailed("node id or token is not valid")
+            if keyed is not None and keyed.key in found.stored_keys:
+                _check_repeat(session, keyed)
+            node_ops.check_capabilities(engines=beat.engines, labels=beat.labels)
+            [outcome] = scheduler.beat_many(
+                session,
+                [(view.node, beat.running)],
+                lease_seconds=self.settings.lease_seconds,
+                held_by=found.held_by,
+            )
+            reply = self._beat_reply(view, beat, outcome)
+            node_ops.save_nodes(conn, [view])
             _record(session, keyed, reply)
             session.commit()
         if reply.released_chunks:
             self.work.notify()
         return reply
 
-    def _beat_in(self, session: Session, node: Node, beat: Heartbeat) -> HeartbeatReply:
+    def _beat_reply(
+        self, view: node_ops.NodeView, beat: Heartbeat, outcome: scheduler.BeatOutcome
+    ) -> HeartbeatReply:
+        """Mark the node seen with what it advertises (checked before); its answer."""
+        node = view.node
         node_ops.mark_seen(node)
         node_ops.update_capabilities(node, engines=beat.engines, labels=beat.labels)
-        session.add(node)
-        outcome = scheduler.beat(
-            session,
-            node=node,
-            running=beat.running,
-            lease_seconds=self.settings.lease_seconds,
-        )
         if outcome.released:
             log.info(
                 "node %s: handed back %d lease(s) it no longer runs",
                 node.id,
                 len(outcome.released),
             )
-        owner = session.get(User, node.user_id) if node.user_id is not None else None
         return HeartbeatReply(
             status=node.status,
             cancelled_chunks=outcome.cancelled,
             max_parallel=node.max_parallel,
             heartbeat_seconds=self.settings.heartbeat_seconds,
             released_chunks=outcome.released,
-            owner=owner.username if owner is not None else None,
-            sharing=sharing_summary(g.access_type for g in grants_of(session, node.id or 0)),
+            owner=view.owner,
+            sharing=sharing_summary(view.access_types),
         )
 
     def lease(
@@ -554,9 +571,9 @@ class Coordinator:
         """Heartbeats of many nodes in one transaction: each node's answer, written by its
         ``Keyed`` (a refusal too); None for a request being carried out elsewhere right now.
 
-        Each request runs in a savepoint of its own, so one node's refusal changes nothing
-        for the others. If the transaction as a whole fails (a deadlock with another
-        process, say), each request is carried out on its own.
+        One node's refusal changes nothing for the others. If the transaction as a whole
+        fails (a deadlock with another process, say), each request is carried out on its
+        own (:meth:`heartbeat`).
         """
         self._maybe_reap()
         try:
@@ -569,20 +586,12 @@ class Coordinator:
             if released:
                 self.work.notify()
             return replies
+        return [self._alone(self._heartbeat_keyed, *item) for item in items]
 
-        def one(session: Session, node: Node, beat: Heartbeat) -> tuple[HeartbeatReply, Any]:
-            if not isinstance(beat, Heartbeat):
-                raise InvalidRequest("a heartbeat names the chunks the node runs", field="running")
-            reply = self._beat_in(session, node, beat)
-            return reply, bool(reply.released_chunks)
-
-        def alone(creds: NodeCredentials, beat: Heartbeat, keyed: Keyed) -> HeartbeatReply:
-            return self.heartbeat(creds, beat, keyed=keyed)
-
-        answers, handed_back = self._batch(items, one, alone)
-        if any(handed_back):
-            self.work.notify()
-        return answers
+    def _heartbeat_keyed(
+        self, creds: NodeCredentials, beat: Heartbeat, keyed: Keyed
+    ) -> HeartbeatReply:
+        return self.heartbeat(creds, beat, keyed=keyed)
 
     def _heartbeats_at_once(
         self, items: Sequence[tuple[NodeCredentials, Heartbeat, Keyed]]
@@ -640,25 +649,8 @@ class Coordinator:
             )
             answers: dict[str, bytes] = {}
             for (i, view, beat), outcome in zip(todo, outcomes, strict=True):
-                node = view.node
-                node_ops.mark_seen(node)
-                node_ops.update_capabilities(node, engines=beat.engines, labels=beat.labels)
-                if outcome.released:
-                    released = True
-                    log.info(
-                        "node %s: handed back %d lease(s) it no longer runs",
-                        node.id,
-                        len(outcome.released),
-                    )
-                reply = HeartbeatReply(
-                    status=node.status,
-                    cancelled_chunks=outcome.cancelled,
-                    max_parallel=node.max_parallel,
-                    heartbeat_seconds=self.settings.heartbeat_seconds,
-                    released_chunks=outcome.released,
-                    owner=view.owner,
-                    sharing=sharing_summary(view.access_types),
-                )
+                released = released or bool(outcome.released)
+                reply = self._beat_reply(view, beat, outcome)
                 keyed = items[i][2]
                 replies[i] = answers[keyed.key] = keyed.ok(reply)
             node_ops.save_nodes(conn, [view for _, view, _ in todo])
@@ -668,9 +660,7 @@ class Coordinator:
             request_keys.record_many(session, answers)
             session.commit()
         for i in later:
-            replies[i] = self._alone(
-                lambda creds, beat, keyed: self.heartbeat(creds, beat, keyed=keyed), *items[i]
-            )
+            replies[i] = self._alone(self._heartbeat_keyed, *items[i])
         return replies, released
 
     def complete_batch(

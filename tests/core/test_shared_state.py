@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from wowlab_core import nodes as node_ops
 from wowlab_core.access import grant_access
 from wowlab_core.coordinator import Coordinator
 from wowlab_core.db import create_db_engine, read_session, write_session
-from wowlab_core.errors import RateLimited
+from wowlab_core.errors import AuthenticationFailed, RateLimited
 from wowlab_core.models import (
     AccessType,
     ChunkLease,
@@ -442,6 +443,49 @@ def test_a_batch_of_heartbeats_reads_its_nodes_and_their_leases_in_one_query(
         sa.event.remove(db, "before_cursor_execute", record)
     assert again[0] == replies[1] and again[1] is not None and b"released_chunks=[]" in again[1]
     assert len(reads) == 2 and "sim_chunks" not in reads[1]  # the stored answer
+
+
+def test_a_heartbeat_alone_is_read_as_a_batch_of_one(
+    db: Engine, wowlab_hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The portal's heartbeat (one node) reads its node, the chunks it holds and whether
+    the request was carried out in one query, as a bridge's batch does, and answers as
+    before: the named lease kept, the other handed back, a repeat refused with the first
+    answer, a bad id (a bool is not node 1) or token refused."""
+    owner = make_user(db, "ada")
+    _, creds = make_node(db, owner, name="a", max_parallel=2)
+    coordinator = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
+    make_job(db, owner, wowlab_hooks, iterations=40, chunks=4)
+    kept, dropped = coordinator.lease(creds, 2)
+    monkeypatch.setattr(coordinator, "_maybe_reap", lambda: None)
+    reads: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            reads.append(statement)
+
+    beat = Heartbeat(
+        running=[RunningChunk(kept.chunk_id, kept.lease_token, 3)], engines={"toy": "2.0"}
+    )
+    sa.event.listen(db, "before_cursor_execute", record)
+    try:
+        reply = coordinator.heartbeat(creds, beat, keyed=keyed("alone"))
+    finally:
+        sa.event.remove(db, "before_cursor_execute", record)
+    assert len(reads) == 1 and "sim_chunks" in reads[0] and "request_keys" in reads[0]
+    assert reply.released_chunks == [dropped.chunk_id] and reply.cancelled_chunks == []
+    assert reply.owner == "ada" and reply.sharing == "owner only" and reply.status == "online"
+    with read_session(db) as s:
+        chunk = s.get(SimChunk, kept.chunk_id)
+        node = s.get(Node, creds.node_id)
+        assert chunk is not None and chunk.status == "leased" and chunk.progress == 3
+        assert node is not None and node.engines == {"toy": "2.0"}
+    with pytest.raises(RequestRepeated) as repeated:
+        coordinator.heartbeat(creds, beat, keyed=keyed("alone"))
+    assert repeated.value.reply == keyed("alone").ok(reply)
+    for bad in (replace(creds, node_id=True), replace(creds, token="forged")):
+        with pytest.raises(AuthenticationFailed):
+            coordinator.heartbeat(bad, Heartbeat())
 
 
 def test_a_repeated_heartbeat_gets_its_first_answer_whatever_its_key(
