@@ -89,14 +89,25 @@ def validate_node_info(info: NodeInfo) -> None:
     check_capabilities(engines=info.engines, labels=info.labels)
 
 
+def _printable(text: str) -> bool:
+    # No control characters: PostgreSQL refuses NUL in text and JSON, and the others
+    # have no place in a name shown on pages.
+    return not any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
 def check_capabilities(*, engines: object, labels: object) -> None:
     """Raise :class:`InvalidRequest` unless ``engines`` is None or ``{name: version}``
-    and ``labels`` None or a list of short strings."""
+    and ``labels`` None or a list of short strings (no control characters in either)."""
     if engines is not None and (
         not isinstance(engines, dict)
         or len(engines) > MAX_ENGINES
         or not all(
-            isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 64 and len(v) <= 64
+            isinstance(k, str)
+            and isinstance(v, str)
+            and 0 < len(k) <= 64
+            and len(v) <= 64
+            and _printable(k)
+            and _printable(v)
             for k, v in engines.items()
         )
     ):
@@ -106,7 +117,10 @@ def check_capabilities(*, engines: object, labels: object) -> None:
     if labels is not None and (
         not isinstance(labels, list)
         or len(labels) > MAX_LABELS
-        or not all(isinstance(x, str) and 0 < len(x.strip()) <= MAX_LABEL_LENGTH for x in labels)
+        or not all(
+            isinstance(x, str) and 0 < len(x.strip()) <= MAX_LABEL_LENGTH and _printable(x)
+            for x in labels
+        )
     ):
         raise InvalidRequest(
             f"labels must be a list of up to {MAX_LABELS} names of 1 to "

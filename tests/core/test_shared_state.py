@@ -21,7 +21,7 @@ from wowlab_core import nodes as node_ops
 from wowlab_core.access import grant_access
 from wowlab_core.coordinator import Coordinator
 from wowlab_core.db import create_db_engine, read_session, write_session
-from wowlab_core.errors import AuthenticationFailed, RateLimited
+from wowlab_core.errors import AuthenticationFailed, InvalidRequest, RateLimited
 from wowlab_core.models import (
     AccessType,
     ChunkLease,
@@ -483,9 +483,34 @@ def test_a_heartbeat_alone_is_read_as_a_batch_of_one(
     with pytest.raises(RequestRepeated) as repeated:
         coordinator.heartbeat(creds, beat, keyed=keyed("alone"))
     assert repeated.value.reply == keyed("alone").ok(reply)
+    assert creds.node_id == 1  # so that True would name it if a bool were taken for an id
     for bad in (replace(creds, node_id=True), replace(creds, token="forged")):
         with pytest.raises(AuthenticationFailed):
             coordinator.heartbeat(bad, Heartbeat())
+
+
+@pytest.mark.parametrize(
+    "engines, labels",
+    [({"to\x00y": "1.0"}, None), ({"toy": "1.0\x00"}, None), (None, ["gp\x00u"]), (None, ["a\tb"])],
+)
+def test_control_characters_in_capabilities_are_refused_before_anything_is_written(
+    db: Engine, wowlab_hooks: Hooks, engines: Any, labels: Any
+) -> None:
+    """PostgreSQL refuses NUL in JSON: a heartbeat that names one is a 4xx-style refusal
+    for that node alone, not a database error that fails its whole batch."""
+    owner = make_user(db, "owner")
+    _, a = make_node(db, owner, name="a")
+    _, b = make_node(db, owner, name="b")
+    coordinator = Coordinator(db, hooks=wowlab_hooks, settings=TEST_SETTINGS)
+    with pytest.raises(InvalidRequest):
+        coordinator.heartbeat(a, Heartbeat(engines=engines, labels=labels))
+    bad = Heartbeat(engines=engines, labels=labels)
+    replies = coordinator.heartbeat_batch([(a, bad, keyed("bad")), (b, Heartbeat(), keyed("b"))])
+    assert replies[0] == b"error InvalidRequest"
+    assert replies[1] is not None and replies[1].startswith(b"HeartbeatReply(")
+    with read_session(db) as s:
+        node = s.get(Node, a.node_id)
+        assert node is not None and node.engines is None and node.labels in (None, [])
 
 
 def test_a_repeated_heartbeat_gets_its_first_answer_whatever_its_key(
