@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -52,6 +53,22 @@ def other(db: Engine) -> Iterator[Engine]:
     engine = second_engine(db)
     yield engine
     engine.dispose()
+
+
+@contextmanager
+def selects(db: Engine) -> Iterator[list[str]]:
+    """The SELECT statements sent to ``db`` inside the block, in order."""
+    reads: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            reads.append(statement)
+
+    sa.event.listen(db, "before_cursor_execute", record)
+    try:
+        yield reads
+    finally:
+        sa.event.remove(db, "before_cursor_execute", record)
 
 
 def keyed(name: str) -> Keyed:
@@ -414,18 +431,9 @@ def test_a_batch_of_heartbeats_reads_its_nodes_and_their_leases_in_one_query(
     kept, dropped = coordinator.lease(a, 2)
     # Only the batch's statements: no reaping first (the test's leases last 1 s).
     monkeypatch.setattr(coordinator, "_maybe_reap", lambda: None)
-    reads: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            reads.append(statement)
-
     beat = Heartbeat(running=[RunningChunk(kept.chunk_id, kept.lease_token, 2)])
-    sa.event.listen(db, "before_cursor_execute", record)
-    try:
+    with selects(db) as reads:
         replies = coordinator.heartbeat_batch([(a, beat, keyed("a")), (b, Heartbeat(), keyed("b"))])
-    finally:
-        sa.event.remove(db, "before_cursor_execute", record)
     [read] = reads  # the nodes, what they hold, which of the requests were carried out
     assert "sim_chunks" in read and "request_keys" in read
     assert replies[0] is not None
@@ -435,12 +443,8 @@ def test_a_batch_of_heartbeats_reads_its_nodes_and_their_leases_in_one_query(
         chunks = {x.id: x for x in s.exec(select(SimChunk)).all()}
     assert chunks[kept.chunk_id].status == "leased" and chunks[kept.chunk_id].progress == 2
     assert chunks[dropped.chunk_id].status == "pending"
-    reads.clear()
-    sa.event.listen(db, "before_cursor_execute", record)
-    try:  # b's request again, and a's next one: b's stored answer is read for it alone
+    with selects(db) as reads:  # b's request again, and a's next one: b's stored answer
         again = coordinator.heartbeat_batch([(b, Heartbeat(), keyed("b")), (a, beat, keyed("a2"))])
-    finally:
-        sa.event.remove(db, "before_cursor_execute", record)
     assert again[0] == replies[1] and again[1] is not None and b"released_chunks=[]" in again[1]
     assert len(reads) == 2 and "sim_chunks" not in reads[1]  # the stored answer
 
@@ -458,20 +462,11 @@ def test_a_heartbeat_alone_is_read_as_a_batch_of_one(
     make_job(db, owner, wowlab_hooks, iterations=40, chunks=4)
     kept, dropped = coordinator.lease(creds, 2)
     monkeypatch.setattr(coordinator, "_maybe_reap", lambda: None)
-    reads: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            reads.append(statement)
-
     beat = Heartbeat(
         running=[RunningChunk(kept.chunk_id, kept.lease_token, 3)], engines={"toy": "2.0"}
     )
-    sa.event.listen(db, "before_cursor_execute", record)
-    try:
+    with selects(db) as reads:
         reply = coordinator.heartbeat(creds, beat, keyed=keyed("alone"))
-    finally:
-        sa.event.remove(db, "before_cursor_execute", record)
     assert len(reads) == 1 and "sim_chunks" in reads[0] and "request_keys" in reads[0]
     assert reply.released_chunks == [dropped.chunk_id] and reply.cancelled_chunks == []
     assert reply.owner == "ada" and reply.sharing == "owner only" and reply.status == "online"
