@@ -715,21 +715,6 @@ def format_row(r: Row) -> str:
     )
 
 
-def calibration_ms() -> float:
-    """The machine's speed now: the median time of a fixed pure-Python loop (ms; higher
-    is slower). Two cores shared with other machines' work run the same code 25-40 %
-    slower in some hours (every role's CPU per request rises together), and p99
-    follows; this puts the hour's speed beside its figures."""
-    times = []
-    for _ in range(7):
-        started = time.perf_counter()
-        total = 0
-        for i in range(300_000):
-            total += i * i % 7
-        times.append(time.perf_counter() - started)
-    return 1000 * sorted(times)[len(times) // 2]
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--transports", default="mqtt,http,supabase")
@@ -753,8 +738,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     print(
         f"{platform.node()}: {os.cpu_count()} cores, load {load:.2f} (1-min average), Python "
-        f"{platform.python_version()}, database {args.database}, heartbeat period "
-        f"{args.period:g} s, calibration loop {calibration_ms():.1f} ms"
+        f"{platform.python_version()}, database {args.database}, heartbeat period {args.period:g} s"
     )
     print(HEADER, flush=True)
     rows: list[Row] = []
@@ -779,7 +763,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{max(r.chunks_per_second for r in mine):.0f} chunks/s, "
             f"lease+complete p50 {mine[0].lc_p50:.1f} ms"
         )
-    print(f"calibration loop after the runs: {calibration_ms():.1f} ms")
     print("transport: " + "; ".join(parts) + (f"; {len(failed)} FAILED" if failed else ""))
     return 1 if failed else 0
 
