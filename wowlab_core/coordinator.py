@@ -28,9 +28,9 @@ from wowlab_core import nodes as node_ops
 from wowlab_core import request_keys, scheduler
 from wowlab_core.access import sharing_summary
 from wowlab_core.claim_codes import DEFAULT_LIFETIME
-from wowlab_core.completions import add_progress, is_row_id, unfinished_jobs
+from wowlab_core.completions import add_progress, unfinished_jobs
 from wowlab_core.db import is_postgres, read_session, write_session
-from wowlab_core.errors import AuthenticationFailed, InvalidRequest, NotFound, WowlabError
+from wowlab_core.errors import InvalidRequest, NotFound, WowlabError
 from wowlab_core.job_states import ACTIVE_JOB_STATUSES, OPEN_CHUNK_STATUSES
 from wowlab_core.jobs import finalize_job
 from wowlab_core.models import (
@@ -57,7 +57,6 @@ from wowlab_core.protocol import (
     Registration,
 )
 from wowlab_core.request_keys import Keyed, RequestRepeated
-from wowlab_core.tokens import tokens_match
 from wowlab_core.verification import DEFAULT_VERIFY_RATE, VerifyPolicy, accept_stale_checks
 from wowlab_core.wakeups import WORK, Wakeups
 
@@ -418,13 +417,7 @@ class Coordinator:
             found = node_ops.read_beating_nodes(
                 conn, [creds.node_id], [keyed.key] if keyed is not None else []
             )
-            view = found.views.get(creds.node_id) if is_row_id(creds.node_id) else None
-            if (
-                view is None
-                or not isinstance(creds.token, str)
-                or not tokens_match(creds.token, view.node.token_hash)
-            ):
-                raise AuthenticationFailed("node id or token is not valid")
+            view = found.authenticated(creds.node_id, creds.token)
             if keyed is not None and keyed.key in found.stored_keys:
                 _check_repeat(session, keyed)
             node_ops.check_capabilities(engines=beat.engines, labels=beat.labels)
@@ -610,24 +603,15 @@ class Coordinator:
             found = node_ops.read_beating_nodes(
                 conn, (c.node_id for c, _, _ in items), {k.key for _, _, k in items}
             )
-            views = found.views
-            stored = (
-                request_keys.stored_replies(session, found.stored_keys) if found.stored_keys else {}
-            )
+            stored = request_keys.stored_replies(session, found.stored_keys)
             todo: list[tuple[int, node_ops.NodeView, Heartbeat]] = []
             seen: set[int] = set()
             for i, (creds, beat, keyed) in enumerate(items):
                 if keyed.key in stored:
                     replies[i] = stored[keyed.key]
                     continue
-                view = views.get(creds.node_id) if is_row_id(creds.node_id) else None
                 try:
-                    if (
-                        view is None
-                        or not isinstance(creds.token, str)
-                        or not tokens_match(creds.token, view.node.token_hash)
-                    ):
-                        raise AuthenticationFailed("node id or token is not valid")
+                    view = found.authenticated(creds.node_id, creds.token)
                     if not isinstance(beat, Heartbeat):
                         raise InvalidRequest(
                             "a heartbeat names the chunks the node runs", field="running"

@@ -322,9 +322,18 @@ def read_node(conn: sa.Connection, *, node_id: int, token: str) -> NodeView:
         AuthenticationFailed: unknown node, or the token does not match.
     """
     row = conn.execute(_NODE_ROW, {"n_id": node_id}).first() if is_row_id(node_id) else None
-    if row is None or not isinstance(token, str) or not tokens_match(token, row.token_hash):
+    return _with_token(_view(row, CALL_COLUMNS) if row is not None else None, token)
+
+
+def _with_token(view: NodeView | None, token: object) -> NodeView:
+    """``view`` if ``token`` is its node's.
+
+    Raises:
+        AuthenticationFailed: no such node, or the token does not match.
+    """
+    if view is None or not isinstance(token, str) or not tokens_match(token, view.node.token_hash):
         raise AuthenticationFailed("node id or token is not valid")
-    return _view(row, CALL_COLUMNS)
+    return view
 
 
 @dataclass
@@ -339,6 +348,14 @@ class BeatingNodes:
     #: Those of the request keys asked about that are stored (requests carried out
     #: before): the caller reads their answers.
     stored_keys: set[str]
+
+    def authenticated(self, node_id: int, token: object) -> NodeView:
+        """The node ``node_id`` names, if ``token`` is its.
+
+        Raises:
+            AuthenticationFailed: no such node read, or the token does not match.
+        """
+        return _with_token(self.views.get(node_id) if is_row_id(node_id) else None, token)
 
 
 def read_beating_nodes(
