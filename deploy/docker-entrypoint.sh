@@ -1,13 +1,16 @@
 #!/bin/sh
 # Secrets come as files (compose secrets, mode 0600 on the host), never as environment
 # values that `docker inspect` would show: for each NAME_FILE given, NAME is read from it
-# here, in the process that runs wowlab.
+# here, in the process that runs wowlab. Started as root (the only user that can read
+# files mounted mode 0600 from the host), this then runs the command as the unprivileged
+# user $WOWLAB_RUN_AS (default wowlab): wowlab itself never runs as root.
 set -eu
-for name in WOWLAB_SECRET_KEY WOWLAB_METRICS_TOKEN WOWLAB_DATABASE_PASSWORD; do
+for name in WOWLAB_SECRET_KEY WOWLAB_METRICS_TOKEN WOWLAB_DATABASE_PASSWORD WOWLAB_MQTT_PASSWORD; do
   eval "file=\${${name}_FILE:-}"
   if [ -n "$file" ]; then
     value=$(cat "$file")
     export "$name=$value"
+    unset "${name}_FILE"
   fi
 done
 if [ -n "${WOWLAB_DATABASE_PASSWORD:-}" ]; then
@@ -15,5 +18,9 @@ if [ -n "${WOWLAB_DATABASE_PASSWORD:-}" ]; then
   quoted=$(python3 -c 'import os, urllib.parse; print(urllib.parse.quote(os.environ["WOWLAB_DATABASE_PASSWORD"], safe=""))')
   export WOWLAB_DATABASE_URL="postgresql://${WOWLAB_DATABASE_USER}:${quoted}@${WOWLAB_DATABASE_HOST}/${WOWLAB_DATABASE_NAME}"
   unset WOWLAB_DATABASE_PASSWORD
+fi
+if [ "$(id -u)" = 0 ]; then
+  user="${WOWLAB_RUN_AS:-wowlab}"
+  exec setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups --inh-caps=-all -- "$@"
 fi
 exec "$@"

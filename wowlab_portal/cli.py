@@ -91,29 +91,30 @@ def serve(
     host: str | None, port: int | None, database_url: str | None, upgrade: bool, workers: int
 ) -> None:
     """Serve the portal with uvicorn until Ctrl-C (or SIGTERM)."""
-    from wowlab_core.db import create_db_engine, is_postgres
+    from sqlalchemy.engine import make_url
+
+    from wowlab_core.db import create_db_engine
     from wowlab_core.migrate import ensure_schema
     from wowlab_portal.app import create_app
     from wowlab_portal.database_wait import wait_for_database
     from wowlab_portal.embedded import listen
 
     settings = portal_settings(host=host, port=port, database_url=database_url)
-    db = create_db_engine(settings.database_url)
-    if workers > 1 and not is_postgres(db):
-        db.dispose()
+    # Refused before the engine exists: it would create an empty SQLite file.
+    if workers > 1 and make_url(settings.database_url).get_backend_name() != "postgresql":
         raise InvalidRequest(
             "--workers > 1 needs PostgreSQL (--database-url postgresql://...): "
             "SQLite serves one process",
             field="workers",
         )
     if workers > 1 and settings.mqtt_url:
-        db.dispose()
         raise InvalidRequest(
             "--workers > 1 cannot host the MQTT bridge (each worker would be one more "
             "bridge with the same session): unset WOWLAB_MQTT_URL and run "
             "'wowlab mqtt bridge --instance N' beside the portal",
             field="workers",
         )
+    db = create_db_engine(settings.database_url)
     shown_url = db.url.render_as_string(hide_password=True)
     wait_for_database(db, total_seconds=settings.database_wait_seconds)
     # --no-upgrade: refuse an empty or older database with the command that fixes it.

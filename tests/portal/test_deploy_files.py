@@ -1,19 +1,24 @@
 """The shipped production layout (``deploy/``) stays true and secure by default: every
 ``wowlab`` command it runs exists with the options it gives, no secret has a default
-value, the proxy and the broker speak TLS, and only the proxy is a trusted proxy."""
+value, the proxy and the broker speak TLS, only the proxy is a trusted proxy, the image
+holds no secret and runs wowlab unprivileged, and docs/deploy.md's steps run in order."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from functools import cache
 from pathlib import Path
 
 import yaml
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+COMMANDS = (["portal", "serve"], ["mqtt", "bridge"], ["mqtt", "setup-broker"])
 
 
 @cache
@@ -31,7 +36,7 @@ def help_of(*command: str) -> str:
 def check_command(argv: list[str]) -> None:
     """``argv`` (after ``wowlab``) names a real command, and each option exists."""
     words = [a for a in argv if not a.startswith("-")]
-    command = tuple(words[:2]) if words[:2] in (["portal", "serve"], ["mqtt", "bridge"]) else ()
+    command = tuple(words[:2]) if words[:2] in COMMANDS else ()
     assert command, f"unexpected command {argv}"
     text = help_of(*command)
     for option in (a.split("=")[0] for a in argv if a.startswith("--")):
@@ -96,3 +101,88 @@ def test_no_secret_has_a_default_and_every_link_is_encrypted() -> None:
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in nginx
     bridge = (DEPLOY / "systemd" / "wowlab-mqtt-bridge@.service").read_text()
     assert "--url mqtts://" in bridge and "WOWLAB_MQTT_PASSWORD_FILE=" in bridge
+
+
+def test_the_image_holds_no_secret_and_runs_wowlab_unprivileged(tmp_path: Path) -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    # Sources are copied by name: never the whole tree, where deploy/secrets/ lies.
+    copied = [
+        line.split()[1:-1] for line in dockerfile.splitlines() if line.startswith(("COPY", "ADD"))
+    ]
+    sources = {source for sources in copied for source in sources}
+    assert "." not in sources and not any(s.startswith("deploy/secrets") for s in sources)
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert {p.rstrip("*") for p in packages} <= sources  # and none is missing
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert {"deploy/secrets/", ".git/", ".venv/"} <= set(ignored)
+    assert "USER root" not in dockerfile
+
+    # The entrypoint reads each secret file (mode 0600, as mounted from the host), then
+    # runs the command as the unprivileged user: it cannot read the files itself.
+    for name, value in (("key", "s3cret"), ("db", "p@ss/w"), ("mqtt", "broker-pw")):
+        (tmp_path / name).write_text(value + "\n")
+        (tmp_path / name).chmod(0o600)
+    probe = (
+        'id -u; printf "%s|%s|%s|%s\\n" "$WOWLAB_SECRET_KEY" "$WOWLAB_DATABASE_URL" '
+        '"$WOWLAB_MQTT_PASSWORD" "${WOWLAB_MQTT_PASSWORD_FILE-unset}"; '
+        f"cat {tmp_path / 'key'} >/dev/null 2>&1 && echo readable || echo unreadable"
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "WOWLAB_RUN_AS": "nobody",
+        "WOWLAB_SECRET_KEY_FILE": str(tmp_path / "key"),
+        "WOWLAB_DATABASE_PASSWORD_FILE": str(tmp_path / "db"),
+        "WOWLAB_MQTT_PASSWORD_FILE": str(tmp_path / "mqtt"),
+        "WOWLAB_DATABASE_USER": "wowlab",
+        "WOWLAB_DATABASE_HOST": "postgres",
+        "WOWLAB_DATABASE_NAME": "wowlab",
+    }
+    done = subprocess.run(
+        ["sh", str(DEPLOY / "docker-entrypoint.sh"), "sh", "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    uid, values, access = done.stdout.splitlines()
+    assert values == "s3cret|postgresql://wowlab:p%40ss%2Fw@postgres/wowlab|broker-pw|unset"
+    if os.geteuid() == 0:  # as in a container: root reads, nobody runs
+        assert int(uid) == 65534 and access == "unreadable"
+    else:  # started as a user already: it stays that user
+        assert int(uid) == os.geteuid()
+
+
+def shell_lines(markdown: str) -> list[str]:
+    """The lines of the ```sh blocks, in order."""
+    lines, inside = [], False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            inside = line == "```sh"
+        elif inside:
+            lines.append(line.split("#")[0].strip())
+    return [line for line in lines if line]
+
+
+def test_the_bare_metal_steps_run_in_order_as_written() -> None:
+    lines = shell_lines((ROOT / "docs" / "deploy.md").read_text())
+
+    def first(pattern: str) -> int:
+        return next(i for i, line in enumerate(lines) if re.search(pattern, line))
+
+    # The user exists before anything is given to it.
+    created = first(r"^useradd .*\bwowlab$")
+    assert created < first(r"(-g|-o|chown) wowlab\b")
+    # The bridges (User=wowlab) can read their broker password.
+    assert first(r"setup-broker") < first(r"^chown wowlab:wowlab /etc/wowlab/mqtt-bridge\.password")
+    unit = (DEPLOY / "systemd" / "wowlab-mqtt-bridge@.service").read_text()
+    assert "User=wowlab" in unit and "/etc/wowlab/mqtt-bridge.password" in unit
+    # Commands are the virtualenv's (root's PATH does not have it), and they exist.
+    venv = "/opt/wowlab/venv/bin/wowlab"
+    commands = [shlex.split(line) for line in lines]
+    run = [argv for argv in commands if "wowlab" in argv[:2] or argv[0].endswith("/wowlab")]
+    assert run and all(argv[0] == venv for argv in run), run
+    for argv in run:
+        check_command(argv[1:])
+    assert not any(line.startswith("sudo wowlab") for line in lines)

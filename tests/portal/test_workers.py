@@ -195,3 +195,4 @@ def test_serve_refuses_workers_on_sqlite(tmp_path: Path) -> None:
         "error: --workers > 1 needs PostgreSQL (--database-url postgresql://...): "
         "SQLite serves one process"
     ]
+    assert not (tmp_path / "x.db").exists()  # refused before anything was made
