@@ -93,15 +93,19 @@ def serve(
     """Serve the portal with uvicorn until Ctrl-C (or SIGTERM)."""
     from sqlalchemy.engine import make_url
 
-    from wowlab_core.db import create_db_engine
+    from wowlab_core.db import create_db_engine, normalize_url
     from wowlab_core.migrate import ensure_schema
     from wowlab_portal.app import create_app
     from wowlab_portal.database_wait import wait_for_database
     from wowlab_portal.embedded import listen
 
     settings = portal_settings(host=host, port=port, database_url=database_url)
-    # Refused before the engine exists: it would create an empty SQLite file.
-    if workers > 1 and make_url(settings.database_url).get_backend_name() != "postgresql":
+    # Refused before the engine exists: it would create an empty SQLite file. (No URL:
+    # the default SQLite database.)
+    url = settings.database_url
+    if workers > 1 and (
+        url is None or make_url(normalize_url(url)).get_backend_name() != "postgresql"
+    ):
         raise InvalidRequest(
             "--workers > 1 needs PostgreSQL (--database-url postgresql://...): "
             "SQLite serves one process",
