@@ -162,6 +162,46 @@ def test_input_order_does_not_matter(
     assert merge_in_seed_order(results).to_dict() == expected
 
 
+METRIC_NAMES = st.sampled_from(["events", "ability.fire.damage", "cd.min", "gap.max", "b", "a"])
+
+
+@settings(max_examples=150)
+@given(
+    split_values(),
+    st.data(),
+)
+def test_merging_in_one_pass_equals_merging_pairwise(
+    case: tuple[list[int], list[list[int]], int], data: st.DataObject
+) -> None:
+    # Metrics that some chunks lack (a sample kept by the first chunk only, an ability
+    # first used late), sums, minima and maxima: the one-pass merge gives what merging
+    # the chunks two at a time gives, byte for byte once stored.
+    _, pieces, start = case
+    results = chunk_results(pieces, start)
+    for result in results:
+        result.metrics = data.draw(
+            st.dictionaries(METRIC_NAMES, st.integers(-(2**40), 2**40), max_size=6)
+        )
+    pairwise = results[0]
+    for result in results[1:]:
+        pairwise = pairwise.merge(result)
+    merged = merge_in_seed_order(list(reversed(results)))
+    assert merged == pairwise
+    assert json.dumps(merged.to_dict()) == json.dumps(pairwise.to_dict())
+    assert list(merged.metrics) == sorted(merged.metrics)
+
+
+def test_a_metric_name_is_checked_in_every_result() -> None:
+    # Valid names are remembered (a job's results repeat them); invalid ones never are.
+    good = valid_dict()
+    good["metrics"] = {"events": 1, "x" * 200: 2}
+    ChunkResult.from_dict(good)
+    for bad in ("x" * 201, "", "nul\x00"):
+        for _ in range(2):
+            with pytest.raises(ResultInvalid, match="not a valid name"):
+                ChunkResult.from_dict({**good, "metrics": {bad: 1}})
+
+
 def test_merge_sums_metrics_and_keeps_the_first_offset() -> None:
     a = ChunkResult.from_values([1, 2], seed_offset=10, metrics={"x": 5, "a": 1})
     b = ChunkResult.from_values([3], seed_offset=12, metrics={"x": 7, "b": 2})
