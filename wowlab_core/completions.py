@@ -629,7 +629,8 @@ def merged_result(session: Session, *, job: SimJob) -> ChunkResult:
         .where(col(SimChunk.job_id) == job.id, col(SimChunk.status) == ChunkStatus.COMPLETED.value)
         .order_by(col(SimChunk.seed_offset))
     ).all()
-    return merge_in_seed_order(ChunkResult.from_dict(r) for r in rows)
+    known: set[str] = set()  # metric names checked already (the results repeat them)
+    return merge_in_seed_order(ChunkResult.from_dict(r, known_names=known) for r in rows)
 
 
 def fail_chunk(

@@ -70,13 +70,6 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-#: Metric names already found valid (a job's results repeat the same few thousand), so
-#: parsing a result checks each name once per process, not once per result. Bounded: it
-#: starts again when full.
-_KNOWN_NAMES: set[str] = set()
-_KNOWN_NAMES_LIMIT = 200_000
-
-
 def _storable(name: str) -> bool:
     """Whether a database can store ``name`` as text: no NUL (PostgreSQL refuses it in
     text and JSON) and no lone surrogate (not encodable as UTF-8)."""
@@ -182,8 +175,12 @@ class ChunkResult:
         }
 
     @classmethod
-    def from_dict(cls, data: Any) -> ChunkResult:
+    def from_dict(cls, data: Any, *, known_names: set[str] | None = None) -> ChunkResult:
         """Parse and check an untrusted result (as sent by a node, or stored).
+
+        ``known_names``: metric names already found valid, shared by the results of one
+        job as they are parsed for its merge (they repeat the same names: each is checked
+        once); the names of this result that pass are added to it.
 
         A result without ``histogram_format`` (format 1: ~1 % buckets, from nodes and
         databases before format 2) is checked against its own buckets, then converted.
@@ -224,13 +221,11 @@ class ChunkResult:
                 raise ResultInvalid(f"result.histogram[{k}] must be a positive integer")
             histogram[b] = v
         metrics: dict[str, int] = {}
-        known = _KNOWN_NAMES
+        known = known_names if known_names is not None else set()
         for k, v in raw_metrics.items():
-            if k not in known:  # a job's results repeat the same names: check each once
+            if type(k) is not str or k not in known:
                 if not isinstance(k, str) or not k or len(k) > MAX_METRIC_NAME or not _storable(k):
                     raise ResultInvalid(f"result.metrics key {k!r} is not a valid name")
-                if len(known) >= _KNOWN_NAMES_LIMIT:
-                    known.clear()
                 known.add(k)
             if type(v) is not int and not _is_int(v):
                 raise ResultInvalid(f"result.metrics[{k}] must be an integer")
@@ -276,7 +271,7 @@ class ChunkResult:
         if self.total_sq > n * largest * largest:
             raise ResultInvalid("result.total_sq is larger than count x maximum squared")
         values = self.metrics.values()
-        if values and (max(values) > MAX_VALUE or min(values) < -MAX_VALUE):  # (in C)
+        if values and (max(values) > MAX_VALUE or min(values) < -MAX_VALUE):
             raise ResultInvalid("a result.metrics value is out of range")
 
 

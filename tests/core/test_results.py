@@ -192,14 +192,18 @@ def test_merging_in_one_pass_equals_merging_pairwise(
 
 
 def test_a_metric_name_is_checked_in_every_result() -> None:
-    # Valid names are remembered (a job's results repeat them); invalid ones never are.
+    # A merge shares the names it has checked across a job's results; invalid ones are
+    # never among them, so they are refused in every result.
+    known: set[str] = set()
     good = valid_dict()
     good["metrics"] = {"events": 1, "x" * 200: 2}
-    ChunkResult.from_dict(good)
+    ChunkResult.from_dict(good, known_names=known)
+    assert known == {"events", "x" * 200}
     for bad in ("x" * 201, "", "nul\x00"):
         for _ in range(2):
             with pytest.raises(ResultInvalid, match="not a valid name"):
-                ChunkResult.from_dict({**good, "metrics": {bad: 1}})
+                ChunkResult.from_dict({**good, "metrics": {bad: 1}}, known_names=known)
+    assert known == {"events", "x" * 200}
 
 
 def test_merge_sums_metrics_and_keeps_the_first_offset() -> None:
