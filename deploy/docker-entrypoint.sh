@@ -1,14 +1,16 @@
 #!/bin/sh
 # Secrets come as files (compose secrets, mode 0600 on the host), never as environment
 # values that `docker inspect` would show: for each NAME_FILE given, NAME is read from it
-# here, in the process that runs wowlab. Started as root (the only user that can read
-# files mounted mode 0600 from the host), this then runs the command as the unprivileged
-# user $WOWLAB_RUN_AS (default wowlab): wowlab itself never runs as root.
+# here, in the process that runs wowlab (its first non-empty line, without surrounding
+# white space, as wowlab reads a password file). Started as root (the only user that can
+# read files mounted mode 0600 from the host), this then runs the command as the
+# unprivileged user $WOWLAB_RUN_AS (default wowlab), with that user's HOME: wowlab
+# itself never runs as root.
 set -eu
 for name in WOWLAB_SECRET_KEY WOWLAB_METRICS_TOKEN WOWLAB_DATABASE_PASSWORD WOWLAB_MQTT_PASSWORD; do
   eval "file=\${${name}_FILE:-}"
   if [ -n "$file" ]; then
-    value=$(cat "$file")
+    value=$(sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' "$file" | sed -n '/./{p;q;}')
     export "$name=$value"
     unset "${name}_FILE"
   fi
@@ -21,6 +23,10 @@ if [ -n "${WOWLAB_DATABASE_PASSWORD:-}" ]; then
 fi
 if [ "$(id -u)" = 0 ]; then
   user="${WOWLAB_RUN_AS:-wowlab}"
-  exec setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups --inh-caps=-all -- "$@"
+  entry=$(getent passwd "$user") || { echo "wowlab-entrypoint: no user $user" >&2; exit 1; }
+  gid=$(echo "$entry" | cut -d: -f4)
+  HOME=$(echo "$entry" | cut -d: -f6)
+  export HOME USER="$user" LOGNAME="$user"
+  exec setpriv --reuid="$user" --regid="$gid" --init-groups --inh-caps=-all -- "$@"
 fi
 exec "$@"

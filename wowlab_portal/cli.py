@@ -102,7 +102,7 @@ def serve(
     settings = portal_settings(host=host, port=port, database_url=database_url)
     # Refused before the engine exists: it would create an empty SQLite file. (No URL:
     # the default SQLite database.)
-    url = settings.database_url
+    url = settings.database_url or None
     if workers > 1 and (
         url is None or make_url(normalize_url(url)).get_backend_name() != "postgresql"
     ):

@@ -6,6 +6,7 @@ holds no secret and runs wowlab unprivileged, and docs/deploy.md's steps run in 
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shlex
 import subprocess
@@ -15,6 +16,8 @@ from functools import cache
 from pathlib import Path
 
 import yaml
+
+from wowlab_transport_mqtt.broker import read_password_file
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -117,19 +120,30 @@ def test_the_image_holds_no_secret_and_runs_wowlab_unprivileged(tmp_path: Path) 
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert {"deploy/secrets/", ".git/", ".venv/"} <= set(ignored)
     assert "USER root" not in dockerfile
+    # Run as wowlab, the engine caches its compiled kernels where wowlab may write (the
+    # installed packages are not); without that, numba cannot load and jobs are refused.
+    assert "NUMBA_CACHE_DIR=/var/lib/wowlab/" in dockerfile
+    for unit in (DEPLOY / "systemd").glob("*.service"):
+        text = unit.read_text()
+        assert "Environment=NUMBA_CACHE_DIR=/var/lib/wowlab/" in text, unit.name
+        assert "StateDirectory=wowlab" in text, unit.name
 
     # The entrypoint reads each secret file (mode 0600, as mounted from the host), then
     # runs the command as the unprivileged user: it cannot read the files itself.
-    for name, value in (("key", "s3cret"), ("db", "p@ss/w"), ("mqtt", "broker-pw")):
-        (tmp_path / name).write_text(value + "\n")
+    # (A password file is read as wowlab reads one: its first line, stripped.)
+    files = (("key", "s3cret\n"), ("db", "p@ss/w\n"), ("mqtt", "\n  broker-pw \r\n\r\n"))
+    for name, text in files:
+        (tmp_path / name).write_text(text)
         (tmp_path / name).chmod(0o600)
+    assert read_password_file(tmp_path / "mqtt") == "broker-pw"
     probe = (
-        'id -u; printf "%s|%s|%s|%s\\n" "$WOWLAB_SECRET_KEY" "$WOWLAB_DATABASE_URL" '
-        '"$WOWLAB_MQTT_PASSWORD" "${WOWLAB_MQTT_PASSWORD_FILE-unset}"; '
+        'id -u; echo "$HOME"; printf "%s|%s|%s|%s\\n" "$WOWLAB_SECRET_KEY" '
+        '"$WOWLAB_DATABASE_URL" "$WOWLAB_MQTT_PASSWORD" "${WOWLAB_MQTT_PASSWORD_FILE-unset}"; '
         f"cat {tmp_path / 'key'} >/dev/null 2>&1 && echo readable || echo unreadable"
     )
     env = {
         "PATH": os.environ["PATH"],
+        "HOME": "/root",
         "WOWLAB_RUN_AS": "nobody",
         "WOWLAB_SECRET_KEY_FILE": str(tmp_path / "key"),
         "WOWLAB_DATABASE_PASSWORD_FILE": str(tmp_path / "db"),
@@ -146,10 +160,11 @@ def test_the_image_holds_no_secret_and_runs_wowlab_unprivileged(tmp_path: Path) 
         timeout=30,
     )
     assert done.returncode == 0, done.stderr
-    uid, values, access = done.stdout.splitlines()
+    uid, home, values, access = done.stdout.splitlines()
     assert values == "s3cret|postgresql://wowlab:p%40ss%2Fw@postgres/wowlab|broker-pw|unset"
-    if os.geteuid() == 0:  # as in a container: root reads, nobody runs
+    if os.geteuid() == 0:  # as in a container: root reads, nobody runs, in its own HOME
         assert int(uid) == 65534 and access == "unreadable"
+        assert home == pwd.getpwnam("nobody").pw_dir
     else:  # started as a user already: it stays that user
         assert int(uid) == os.geteuid()
 
@@ -176,6 +191,13 @@ def test_the_bare_metal_steps_run_in_order_as_written() -> None:
     assert created < first(r"(-g|-o|chown) wowlab\b")
     # The bridges (User=wowlab) can read their broker password.
     assert first(r"setup-broker") < first(r"^chown wowlab:wowlab /etc/wowlab/mqtt-bridge\.password")
+    # Mosquitto's TLS listener is added once the certificate is where it looks (else
+    # the broker does not start), and the hook that puts it there is shipped.
+    assert first(r"^RENEWED_LINEAGE=\S+ /etc/letsencrypt/renewal-hooks/deploy/mosquitto$") < first(
+        r"wowlab-tls\.conf /etc/mosquitto/conf\.d/$"
+    )
+    for path in re.findall(r"(?<![\w/])deploy/[\w./@-]+", "\n".join(lines)):
+        assert (ROOT / path).is_file(), path
     unit = (DEPLOY / "systemd" / "wowlab-mqtt-bridge@.service").read_text()
     assert "User=wowlab" in unit and "/etc/wowlab/mqtt-bridge.password" in unit
     # Commands are the virtualenv's (root's PATH does not have it), and they exist.
