@@ -165,7 +165,14 @@ class Hooks:
                 raise EngineUnavailable("no engine is installed: pip install 'wowlab[engine]'")
         if name not in engines:
             known = ", ".join(sorted(engines)) or "none"
-            raise EngineUnavailable(f"unknown engine {name!r} (installed: {known})", field="engine")
+            message = f"unknown engine {name!r} (installed: {known})"
+            # An engine may be missing because its plugin did not load: say which (the
+            # reasons may name paths of the server: `wowlab plugins` shows them there).
+            failed = sorted({p.name for p in self.state.problems})
+            if failed:
+                names = ", ".join(repr(n) for n in failed)
+                message += f"; plugins that did not load: {names} (see `wowlab plugins`)"
+            raise EngineUnavailable(message, field="engine")
         return engines[name]
 
     def transports(self) -> dict[str, TransportFactory]:

@@ -15,7 +15,7 @@ from wowlab_core.agent import NodeAgent
 from wowlab_core.cache import CacheSettings
 from wowlab_core.coordinator import Coordinator
 from wowlab_core.db import read_session, write_session
-from wowlab_core.errors import InvalidRequest
+from wowlab_core.errors import EngineUnavailable, InvalidRequest
 from wowlab_core.hookspecs import hookimpl
 from wowlab_core.models import AccessType, Guild, Node, SimChunk, User
 from wowlab_core.plugins import Hooks
@@ -53,6 +53,14 @@ def test_wowlab_register_engines(wowlab_hooks: Hooks, register_plugin: Any) -> N
     assert problem.stage == "register" and problem.kind == "broken"
     assert "an engine named 'toy' is registered by toy-engine already" in problem.reason
     assert not wowlab_hooks.pm.is_registered(clash)
+    # Asked for an engine that is not there, the error names the plugin that failed to
+    # load (an engine's plugin may be the reason: numba that cannot cache, say).
+    with pytest.raises(EngineUnavailable) as raised:
+        wowlab_hooks.engine("numba")
+    assert raised.value.message == (
+        f"unknown engine 'numba' (installed: second, toy); plugins that did not load: "
+        f"{problem.name!r} (see `wowlab plugins`)"
+    )
 
 
 def test_wowlab_register_transports(wowlab_hooks: Hooks, register_plugin: Any) -> None:
