@@ -5,7 +5,8 @@
 # white space, as wowlab reads a password file). Started as root (the only user that can
 # read files mounted mode 0600 from the host), this then runs the command as the
 # unprivileged user $WOWLAB_RUN_AS (default wowlab), with that user's HOME: wowlab
-# itself never runs as root.
+# itself never runs as root, and cannot become root again (no new privileges: a setuid
+# program in the image gains nothing).
 set -eu
 for name in WOWLAB_SECRET_KEY WOWLAB_METRICS_TOKEN WOWLAB_DATABASE_PASSWORD WOWLAB_MQTT_PASSWORD; do
   eval "file=\${${name}_FILE:-}"
@@ -27,6 +28,6 @@ if [ "$(id -u)" = 0 ]; then
   gid=$(echo "$entry" | cut -d: -f4)
   HOME=$(echo "$entry" | cut -d: -f6)
   export HOME USER="$user" LOGNAME="$user"
-  exec setpriv --reuid="$user" --regid="$gid" --init-groups --inh-caps=-all -- "$@"
+  exec setpriv --reuid="$user" --regid="$gid" --init-groups --inh-caps=-all --no-new-privs -- "$@"
 fi
 exec "$@"

@@ -103,12 +103,11 @@ def serve(
     # Refused before the engine exists: it would create an empty SQLite file. (No URL:
     # the default SQLite database.)
     url = settings.database_url or None
-    if workers > 1 and (
-        url is None or make_url(normalize_url(url)).get_backend_name() != "postgresql"
-    ):
+    backend = make_url(normalize_url(url)).get_backend_name() if url else "sqlite"
+    if workers > 1 and backend != "postgresql":
         raise InvalidRequest(
-            "--workers > 1 needs PostgreSQL (--database-url postgresql://...): "
-            "SQLite serves one process",
+            "--workers > 1 needs PostgreSQL (--database-url postgresql://...)"
+            + (": SQLite serves one process" if backend == "sqlite" else f", not {backend}"),
             field="workers",
         )
     if workers > 1 and settings.mqtt_url:

@@ -139,7 +139,8 @@ def test_the_image_holds_no_secret_and_runs_wowlab_unprivileged(tmp_path: Path) 
     probe = (
         'id -u; echo "$HOME"; printf "%s|%s|%s|%s\\n" "$WOWLAB_SECRET_KEY" '
         '"$WOWLAB_DATABASE_URL" "$WOWLAB_MQTT_PASSWORD" "${WOWLAB_MQTT_PASSWORD_FILE-unset}"; '
-        f"cat {tmp_path / 'key'} >/dev/null 2>&1 && echo readable || echo unreadable"
+        f"cat {tmp_path / 'key'} >/dev/null 2>&1 && echo readable || echo unreadable; "
+        "grep '^NoNewPrivs:' /proc/self/status | tr -d '[:space:]'; echo"
     )
     env = {
         "PATH": os.environ["PATH"],
@@ -160,11 +161,12 @@ def test_the_image_holds_no_secret_and_runs_wowlab_unprivileged(tmp_path: Path) 
         timeout=30,
     )
     assert done.returncode == 0, done.stderr
-    uid, home, values, access = done.stdout.splitlines()
+    uid, home, values, access, no_new_privileges = done.stdout.splitlines()
     assert values == "s3cret|postgresql://wowlab:p%40ss%2Fw@postgres/wowlab|broker-pw|unset"
     if os.geteuid() == 0:  # as in a container: root reads, nobody runs, in its own HOME
         assert int(uid) == 65534 and access == "unreadable"
         assert home == pwd.getpwnam("nobody").pw_dir
+        assert no_new_privileges == "NoNewPrivs:1"  # no way back to root (setuid)
     else:  # started as a user already: it stays that user
         assert int(uid) == os.geteuid()
 

@@ -196,3 +196,11 @@ def test_serve_refuses_workers_on_sqlite(tmp_path: Path) -> None:
         "SQLite serves one process"
     ]
     assert not (tmp_path / "x.db").exists()  # refused before anything was made
+    other = WowlabProcess(
+        "portal", "serve", "--workers", "2", "--database-url", "mysql://wowlab@db/wowlab"
+    )
+    assert other.proc.wait(60) != 0
+    time.sleep(0.2)
+    assert [line for line in other.lines if line.strip()] == [
+        "error: --workers > 1 needs PostgreSQL (--database-url postgresql://...), not mysql"
+    ]
