@@ -14,7 +14,7 @@ exactly.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,11 +59,17 @@ MAX_SUFFIX = ".max"
 
 def merge_metric(name: str, a: int, b: int) -> int:
     """Two chunks' values of metric ``name`` merged: min, max or (usually) the sum."""
+    pick = _extreme(name)
+    return pick(a, b) if pick is not None else a + b
+
+
+def _extreme(name: str) -> Callable[[int, int], int] | None:
+    """``min`` or ``max`` for a metric merged by its extreme (by its name); None: a sum."""
     if name.endswith(MIN_SUFFIX):
-        return min(a, b)
+        return min
     if name.endswith(MAX_SUFFIX):
-        return max(a, b)
-    return a + b
+        return max
+    return None
 
 
 def _is_int(value: object) -> bool:
@@ -293,7 +299,7 @@ def merge_in_seed_order(results: Iterable[ChunkResult]) -> ChunkResult:
     histogram = dict(first.histogram)
     metrics = dict(first.metrics)
     # Metrics merged by min or max (by their name's suffix); every other one is a sum.
-    extreme = {k: min if k.endswith(MIN_SUFFIX) else max for k in metrics if _extreme(k)}
+    extreme = {k: pick for k in metrics if (pick := _extreme(k)) is not None}
     for result in ordered[1:]:
         if result.seed_offset != end:
             raise ResultInvalid(
@@ -311,8 +317,8 @@ def merge_in_seed_order(results: Iterable[ChunkResult]) -> ChunkResult:
             old = metrics.get(k)
             if old is None:
                 metrics[k] = v
-                if _extreme(k):
-                    extreme[k] = min if k.endswith(MIN_SUFFIX) else max
+                if (pick := _extreme(k)) is not None:
+                    extreme[k] = pick
             elif k in extreme:
                 metrics[k] = extreme[k](old, v)
             else:
@@ -327,10 +333,6 @@ def merge_in_seed_order(results: Iterable[ChunkResult]) -> ChunkResult:
         histogram=dict(sorted(histogram.items())),
         metrics=dict(sorted(metrics.items())),
     )
-
-
-def _extreme(name: str) -> bool:
-    return name.endswith((MIN_SUFFIX, MAX_SUFFIX))
 
 
 @dataclass(frozen=True, slots=True)
